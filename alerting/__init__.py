@@ -1,0 +1,1 @@
+"""Alert rules, their lifecycle and notification routing (filled in by the alerting issue)."""

@@ -1,0 +1,218 @@
+"""The ``llm-collector`` command line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import click
+import orjson
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+from collector.configfile import ConfigError, load_config
+from collector.ledger import Ledger, LedgerError
+from collector.pipeline import build_tailer, configured_sources
+from collector.summary import summarize
+from collector.tailing import Source, TailEnd
+from collector.timespec import parse_time, to_us
+from schemas.config import CollectorConfig
+
+err = Console(stderr=True)
+out = Console()
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="YAML configuration file [default: $LLM_COLLECTOR_CONFIG, else ./collector.yaml].",
+)
+
+
+def _config(path: Path | None) -> CollectorConfig:
+    try:
+        return load_config(path)
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _ledger(config: CollectorConfig, *, readonly: bool = False) -> Ledger:
+    try:
+        return Ledger(config.ledger.path, readonly=readonly)
+    except LedgerError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--log-level",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+)
+def main(log_level: str) -> None:
+    """Turn an LLM application's trace log into metrics, alerts and reports.
+
+    Events are read from JSON-lines trace files into a SQLite ledger, exactly once.
+    """
+    logging.basicConfig(
+        level=log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+@main.command()
+@config_option
+@click.option("--timezone", help="Zone of naive timestamps in PATHs [default: the config's].")
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+@click.argument("paths", nargs=-1)
+def ingest(
+    config_path: Path | None, timezone: str | None, as_json: bool, paths: tuple[str, ...]
+) -> None:
+    """Import trace files once (backfill), through the same path as the daemon.
+
+    PATHS are files or globs; without them the configured sources are read. Lines already
+    in the ledger are never read twice, so running it again only adds what is new.
+    """
+    config = _config(config_path)
+    if paths:
+        zone = ZoneInfo(timezone or (config.sources[0].timezone if config.sources else "UTC"))
+        sources = [Source(path, zone) for path in paths]
+    else:
+        sources = configured_sources(config)
+    ledger = _ledger(config)
+    show_progress = not as_json and err.is_terminal
+    progress = Progress(
+        TextColumn("ingesting"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    )
+    with progress if show_progress else nullcontext():
+        task = progress.add_task("ingest", total=None)
+        tailer = build_tailer(
+            config, ledger, sources, on_progress=lambda n: progress.advance(task, n)
+        )
+        tailer.scan()
+        progress.update(task, total=sum(tailer.lag_bytes().values()))
+        tailer.finish_rotated()
+        tailer.poll(TailEnd.IF_COMPLETE)
+        tailer.finish_rotated()
+    tailer.close()
+    counts = tailer.counts
+    result = {
+        "lines": counts.lines,
+        "events": counts.events,
+        "quarantined": counts.quarantined,
+        "skipped": counts.skipped,
+    }
+    if as_json:
+        click.echo(orjson.dumps(result).decode())
+    else:
+        out.print(
+            f"read {counts.lines:,} lines: {counts.events:,} events, "
+            f"{counts.quarantined:,} quarantined, {counts.skipped:,} skipped"
+        )
+        if counts.quarantined:
+            out.print(f"quarantined lines and reasons: {config.quarantine.path}")
+    for path, size in counts.pending_partial.items():
+        err.print(f"{path}: an unfinished last line ({size} bytes) is left for the next run")
+
+
+@main.command()
+@config_option
+def run(config_path: Path | None) -> None:
+    """Run the daemon: tail the sources into the ledger until SIGTERM or SIGINT."""
+    from collector.daemon import Daemon
+
+    config = _config(config_path)
+    Daemon(config).run()
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.4f}" if abs(value) < 100 else f"{value:,.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+@main.command()
+@config_option
+@click.option("--since", default="-24h", show_default=True, help="Start: ISO 8601, today, -7d...")
+@click.option("--until", default="now", show_default=True, help="End (exclusive).")
+@click.option(
+    "--by", default="", help="Comma-separated dimensions to group by, e.g. model,task_type."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print {totals, groups} as JSON.")
+def summary(config_path: Path | None, since: str, until: str, by: str, as_json: bool) -> None:
+    """Requests, tokens, cost, latency percentiles, errors and quality for a time range."""
+    config = _config(config_path)
+    zone = ZoneInfo(config.timezone)
+    try:
+        start, end = parse_time(since, zone), parse_time(until, zone)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+    dims = [d.strip() for d in by.split(",") if d.strip()]
+    ledger = _ledger(config, readonly=True)
+    try:
+        result = summarize(ledger.db, to_us(start), to_us(end), dims)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--by") from None
+    if as_json:
+        click.echo(orjson.dumps(result).decode())
+        return
+    _print_summary(result, dims, f"{start.isoformat()} .. {end.isoformat()}")
+
+
+def _print_summary(result: dict[str, Any], dims: list[str], title: str) -> None:
+    from rich.table import Table
+
+    shown = {
+        "requests": "requests",
+        "error_rate": "err rate",
+        "total_tokens": "tokens",
+        "cache_read_tokens": "cached",
+        "cost_usd": "cost $",
+        "unpriced_requests": "unpriced",
+        "latency_ms_p50": "p50 ms",
+        "latency_ms_p95": "p95 ms",
+        "latency_ms_p99": "p99 ms",
+        "quality_mean": "quality",
+    }
+    table = Table(title=title)
+    for name in dims:
+        table.add_column(name, no_wrap=True)
+    for header in shown.values():
+        table.add_column(header, justify="right")
+    for group in result["groups"] if dims else []:
+        table.add_row(*[_fmt(group[d]) for d in dims], *[_fmt(group[k]) for k in shown])
+    table.add_row(
+        *(["[b]total[/b]"] + [""] * (len(dims) - 1) if dims else []),
+        *[f"[b]{_fmt(result['totals'][k])}[/b]" for k in shown],
+    )
+    out.print(table)
+
+
+@main.group()
+def config() -> None:
+    """Inspect the configuration."""
+
+
+@config.command("check")
+@config_option
+def config_check(config_path: Path | None) -> None:
+    """Validate the configuration and print the effective values, secrets masked."""
+    loaded = _config(config_path)
+    click.echo(yaml.safe_dump(loaded.masked(), sort_keys=False), nl=False)

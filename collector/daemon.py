@@ -1,0 +1,134 @@
+"""``llm-collector run``: an asyncio process whose APScheduler hosts the collector's jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from collector.ledger import Ledger
+from collector.pipeline import build_tailer, configured_sources
+from collector.tailing import Tailer
+from schemas.config import CollectorConfig
+
+log = logging.getLogger("collector.daemon")
+
+
+class Daemon:
+    """Tails the sources into the ledger; stops cleanly on SIGTERM or SIGINT."""
+
+    def __init__(self, config: CollectorConfig) -> None:
+        self.config = config
+        self._stop = asyncio.Event()
+        self._last_scan = float("-inf")
+        self._last_status = (time.monotonic(), 0)
+        self.ledger: Ledger | None = None
+        self.tailer: Tailer | None = None
+
+    def run(self) -> None:
+        asyncio.run(self.main())
+
+    async def main(self) -> None:
+        self.ledger = Ledger(self.config.ledger.path)
+        self.tailer = build_tailer(self.config, self.ledger, configured_sources(self.config))
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        scheduler = AsyncIOScheduler(timezone=self.config.timezone)
+        ingest = self.config.ingest
+        scheduler.add_job(
+            self._tail_tick,
+            "interval",
+            id="tail",
+            seconds=ingest.poll_interval.total_seconds(),
+            max_instances=1,
+            coalesce=True,
+            next_run_time=_now(scheduler),
+        )
+        scheduler.add_job(
+            self._status,
+            "interval",
+            id="status",
+            seconds=ingest.status_interval.total_seconds(),
+            max_instances=1,
+            coalesce=True,
+        )
+        scheduler.start()
+        log.info(
+            "collector started: %d source(s), ledger %s",
+            len(self.config.sources),
+            self.config.ledger.path,
+        )
+        try:
+            await self._stop.wait()
+        finally:
+            scheduler.shutdown(wait=False)
+            await self._finish()
+
+    def request_stop(self) -> None:
+        """Stop reading after the batch in hand; it is committed before exit."""
+        if self.tailer is not None:
+            self.tailer.stop_requested = True
+        self._stop.set()
+
+    async def _finish(self) -> None:
+        tailer, ledger = self.tailer, self.ledger
+        assert tailer is not None and ledger is not None
+        while self._busy:
+            await asyncio.sleep(0.01)
+        tailer.close()
+        ledger.close()
+        self._status()
+        log.info("collector stopped")
+
+    _busy = False
+
+    async def _tail_tick(self) -> None:
+        if self._stop.is_set():
+            return
+        self._busy = True
+        try:
+            await asyncio.to_thread(self._tail_once)
+        except Exception:
+            log.exception("tailing failed; retrying at the next tick")
+        finally:
+            self._busy = False
+
+    def _tail_once(self) -> None:
+        tailer = self.tailer
+        assert tailer is not None
+        now = time.monotonic()
+        if now - self._last_scan >= self.config.ingest.rescan_interval.total_seconds():
+            tailer.scan()
+            self._last_scan = now
+        tailer.poll()
+
+    def _status(self) -> None:
+        tailer = self.tailer
+        assert tailer is not None
+        counts = tailer.counts
+        then, lines_then = self._last_status
+        now = time.monotonic()
+        rate = (counts.lines - lines_then) / max(now - then, 1e-9)
+        self._last_status = (now, counts.lines)
+        lag = tailer.lag_bytes()
+        log.info(
+            "status: files=%d lag_bytes=%d lines=%d events=%d quarantined=%d skipped=%d "
+            "lines_per_s=%.0f",
+            len(lag),
+            sum(lag.values()),
+            counts.lines,
+            counts.events,
+            counts.quarantined,
+            counts.skipped,
+            rate,
+        )
+
+
+def _now(scheduler: AsyncIOScheduler):  # noqa: ANN202 - APScheduler takes an aware datetime
+    from datetime import datetime
+
+    return datetime.now(scheduler.timezone)

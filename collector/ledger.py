@@ -1,0 +1,266 @@
+"""The SQLite ledger: events, read positions and counters, committed together.
+
+WAL mode lets readers (summary, reports, alerts) run while the daemon writes. The schema is
+versioned with ``PRAGMA user_version`` and upgraded by the ordered `MIGRATIONS` on open.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from collector.parsing import CALL_COLUMNS, SCORE_COLUMNS
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE streams (
+        id INTEGER PRIMARY KEY,
+        source TEXT NOT NULL,
+        path TEXT NOT NULL,
+        dev INTEGER NOT NULL,
+        ino INTEGER NOT NULL,
+        fp_len INTEGER NOT NULL,
+        fp BLOB NOT NULL,
+        offset INTEGER NOT NULL DEFAULT 0,
+        lines INTEGER NOT NULL DEFAULT 0,
+        events INTEGER NOT NULL DEFAULT 0,
+        quarantined INTEGER NOT NULL DEFAULT 0,
+        skipped INTEGER NOT NULL DEFAULT 0,
+        state TEXT NOT NULL DEFAULT 'active',
+        updated_us INTEGER NOT NULL
+    );
+    CREATE TABLE calls (
+        id INTEGER PRIMARY KEY,
+        ts_us INTEGER NOT NULL,
+        model TEXT NOT NULL,
+        provider TEXT,
+        task_type TEXT,
+        operation TEXT,
+        status TEXT NOT NULL,
+        error_type TEXT,
+        input_tokens INTEGER,
+        output_tokens INTEGER,
+        total_tokens INTEGER,
+        cache_read_tokens INTEGER,
+        cache_write_tokens INTEGER,
+        reasoning_tokens INTEGER,
+        cost_usd REAL,
+        price_source INTEGER,
+        latency_ms REAL,
+        quality_score REAL,
+        tenant_id TEXT,
+        user_id TEXT,
+        session_id TEXT,
+        agent_name TEXT,
+        trace_id TEXT,
+        call_id TEXT,
+        extra TEXT,
+        prompt TEXT,
+        response TEXT,
+        stream_id INTEGER NOT NULL
+    );
+    CREATE INDEX calls_ts ON calls (ts_us);
+    CREATE TABLE scores (
+        id INTEGER PRIMARY KEY,
+        ts_us INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        value REAL NOT NULL,
+        model TEXT,
+        task_type TEXT,
+        scenario TEXT,
+        tenant_id TEXT,
+        trace_id TEXT,
+        extra TEXT,
+        stream_id INTEGER NOT NULL
+    );
+    CREATE INDEX scores_ts ON scores (ts_us);
+    """,
+)
+
+_INSERT_CALL = (
+    f"INSERT INTO calls ({', '.join(CALL_COLUMNS)}) VALUES ({', '.join('?' * len(CALL_COLUMNS))})"
+)
+_INSERT_SCORE = (
+    f"INSERT INTO scores ({', '.join(SCORE_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(SCORE_COLUMNS))})"
+)
+
+
+class LedgerError(RuntimeError):
+    """The ledger cannot be opened or upgraded; the message says what to do."""
+
+
+@dataclass
+class Stream:
+    """One tailed file (a device + inode whose first bytes hash to ``fp``) and its position."""
+
+    id: int
+    source: str
+    path: str
+    dev: int
+    ino: int
+    fp_len: int
+    fp: bytes
+    offset: int = 0
+    state: str = "active"
+    counts: dict[str, int] = field(
+        default_factory=lambda: {"lines": 0, "events": 0, "quarantined": 0, "skipped": 0}
+    )
+
+
+@dataclass
+class Batch:
+    """What one read of one stream produced, committed atomically with its new offset."""
+
+    calls: list[tuple[Any, ...]] = field(default_factory=list)
+    scores: list[tuple[Any, ...]] = field(default_factory=list)
+    lines: int = 0
+    quarantined: int = 0
+    skipped: int = 0
+
+    @property
+    def events(self) -> int:
+        return len(self.calls) + len(self.scores)
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+class Ledger:
+    """A connection to the ledger file; one per thread."""
+
+    def __init__(self, path: Path | str, *, readonly: bool = False) -> None:
+        self.path = Path(path)
+        if readonly and not self.path.exists():
+            raise LedgerError(f"no ledger at {self.path}; ingest something first")
+        if not readonly:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA busy_timeout = 10000")
+            if not readonly:
+                self.db.execute("PRAGMA journal_mode = WAL")
+            self.db.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.Error as error:
+            raise LedgerError(f"cannot open the ledger {self.path}: {error}") from None
+        self._migrate()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise LedgerError(
+                f"the ledger {self.path} has schema v{version}, newer than this llm-collector "
+                f"knows (v{len(MIGRATIONS)}); upgrade llm-collector"
+            )
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            with self.transaction():
+                for statement in filter(str.strip, script.split(";")):
+                    self.db.execute(statement)
+                self.db.execute(f"PRAGMA user_version = {number}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def streams(self, states: Sequence[str] = ("active", "rotated")) -> list[Stream]:
+        marks = ", ".join("?" * len(states))
+        rows = self.db.execute(
+            "SELECT id, source, path, dev, ino, fp_len, fp, offset, state, lines, events,"
+            f" quarantined, skipped FROM streams WHERE state IN ({marks}) ORDER BY id",
+            tuple(states),
+        )
+        return [
+            Stream(
+                *row[:9],
+                counts={
+                    "lines": row[9],
+                    "events": row[10],
+                    "quarantined": row[11],
+                    "skipped": row[12],
+                },
+            )
+            for row in rows
+        ]
+
+    def add_stream(
+        self, source: str, path: str, dev: int, ino: int, fp_len: int, fp: bytes
+    ) -> Stream:
+        with self.transaction():
+            cursor = self.db.execute(
+                "INSERT INTO streams (source, path, dev, ino, fp_len, fp, updated_us)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (source, path, dev, ino, fp_len, fp, _now_us()),
+            )
+        return Stream(cursor.lastrowid or 0, source, path, dev, ino, fp_len, fp)
+
+    def save_stream(self, stream: Stream) -> None:
+        """Persist a stream's identity and state (not its offset: that moves only with events)."""
+        with self.transaction():
+            self._save_identity(stream)
+
+    def _save_identity(self, stream: Stream) -> None:
+        self.db.execute(
+            "UPDATE streams SET path = ?, dev = ?, ino = ?, fp_len = ?, fp = ?, state = ?,"
+            " updated_us = ? WHERE id = ?",
+            (
+                stream.path,
+                stream.dev,
+                stream.ino,
+                stream.fp_len,
+                stream.fp,
+                stream.state,
+                _now_us(),
+                stream.id,
+            ),
+        )
+
+    def commit(self, stream: Stream, batch: Batch, new_offset: int) -> None:
+        """Store a batch's events and the stream's new offset in one transaction."""
+        with self.transaction() as db:
+            if batch.calls:
+                db.executemany(_INSERT_CALL, batch.calls)
+            if batch.scores:
+                db.executemany(_INSERT_SCORE, batch.scores)
+            db.execute(
+                "UPDATE streams SET offset = ?, lines = lines + ?, events = events + ?,"
+                " quarantined = quarantined + ?, skipped = skipped + ?, updated_us = ?"
+                " WHERE id = ?",
+                (
+                    new_offset,
+                    batch.lines,
+                    batch.events,
+                    batch.quarantined,
+                    batch.skipped,
+                    _now_us(),
+                    stream.id,
+                ),
+            )
+            self._save_identity(stream)
+        stream.offset = new_offset
+        for key in ("lines", "quarantined", "skipped"):
+            stream.counts[key] += getattr(batch, key)
+        stream.counts["events"] += batch.events
+
+    def totals(self) -> dict[str, int]:
+        """Lines, events, quarantined and skipped over every stream ever read."""
+        row = self.db.execute(
+            "SELECT coalesce(sum(lines), 0), coalesce(sum(events), 0),"
+            " coalesce(sum(quarantined), 0), coalesce(sum(skipped), 0) FROM streams"
+        ).fetchone()
+        return dict(zip(("lines", "events", "quarantined", "skipped"), row, strict=True))

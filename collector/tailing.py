@@ -1,0 +1,467 @@
+"""Following trace files across rotation: discovery, identity and reading complete lines.
+
+A file is a *stream*: a device + inode whose first bytes hash to a stored fingerprint. The
+stream survives renames (rename+create rotation is finished from the old inode before it is
+let go) and notices truncation (copytruncate: the copy is finished from the saved offset when
+it can be found). Only complete lines are read; the offset after the last of them is
+committed with their events (`collector.ledger.Ledger.commit`).
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import logging
+import os
+import stat
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import orjson
+
+from collector.ledger import Batch, Ledger, Stream
+from collector.parsing import LineParser, Rejected
+from collector.quarantine import QuarantineEntry, QuarantineFile
+
+log = logging.getLogger(__name__)
+
+FINGERPRINT_BYTES = 1024
+MIN_ADOPT_FINGERPRINT = 64
+CHUNK_BYTES = 4 * 1024 * 1024
+
+
+class TailEnd(Enum):
+    """What to do with an unterminated last line."""
+
+    WAIT = "wait"  # the writer is still writing it: leave it for the next poll
+    IF_COMPLETE = "if_complete"  # one-shot ingest: take it only if it is a whole JSON value
+    TAKE = "take"  # the file is finished (rotated away): take it whatever it is
+
+
+@dataclass(frozen=True)
+class Source:
+    pattern: str
+    zone: ZoneInfo
+    start_at: str = "beginning"
+
+
+@dataclass
+class _Open:
+    stream: Stream
+    fd: int
+    zone: ZoneInfo
+    rotated_at: float | None = None
+    long_line: _LongLine | None = None
+
+
+@dataclass
+class _LongLine:
+    start: int
+    head: bytes
+    scanned_to: int
+
+
+@dataclass
+class TailCounts:
+    lines: int = 0
+    events: int = 0
+    quarantined: int = 0
+    skipped: int = 0
+    pending_partial: dict[str, int] = field(default_factory=dict)
+
+    def add(self, batch: Batch) -> None:
+        self.lines += batch.lines
+        self.events += batch.events
+        self.quarantined += batch.quarantined
+        self.skipped += batch.skipped
+
+
+def _fingerprint(fd: int, length: int) -> bytes:
+    return hashlib.blake2b(os.pread(fd, length, 0), digest_size=16).digest()
+
+
+def _regular_file(path: str) -> os.stat_result | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info if stat.S_ISREG(info.st_mode) else None
+
+
+class Tailer:
+    """Reads every source's files into the ledger; call `scan` then `poll` repeatedly."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        sources: list[Source],
+        parser: LineParser,
+        quarantine: QuarantineFile,
+        *,
+        max_line_bytes: int,
+        rotate_wait: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.sources = sources
+        self.parser = parser
+        self.quarantine = quarantine
+        self.max_line_bytes = max_line_bytes
+        self.chunk_bytes = max(CHUNK_BYTES, max_line_bytes + 1)
+        self.rotate_wait = rotate_wait
+        self.clock = clock
+        self.on_progress = on_progress
+        self.counts = TailCounts()
+        self.stop_requested = False
+        self._open: dict[int, _Open] = {}
+        self._first_scan = True
+        self._zones = {source.pattern: source.zone for source in sources}
+        self._resume()
+
+    # ----- discovery -------------------------------------------------------------------
+
+    def _resume(self) -> None:
+        """Reopen the streams the ledger was following, wherever their files went."""
+        for stream in self.ledger.streams():
+            if stream.source not in self._zones:
+                continue
+            path = self._locate(stream)
+            if path is None:
+                log.warning(
+                    "%s is gone; %d lines had been read from it",
+                    stream.path,
+                    stream.counts["lines"],
+                )
+                stream.state = "done"
+                self.ledger.save_stream(stream)
+                continue
+            stream.path = path
+            self._attach(stream, rotated=stream.state == "rotated")
+
+    def _locate(self, stream: Stream) -> str | None:
+        info = _regular_file(stream.path)
+        if info and (info.st_dev, info.st_ino) == (stream.dev, stream.ino):
+            return stream.path
+        directory = Path(stream.path).parent
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            return None
+        for entry in entries:
+            try:
+                info = entry.stat()
+            except OSError:
+                continue
+            if (info.st_dev, info.st_ino) == (stream.dev, stream.ino):
+                return entry.path
+        return None
+
+    def _attach(self, stream: Stream, *, rotated: bool = False) -> _Open | None:
+        try:
+            fd = os.open(stream.path, os.O_RDONLY)
+        except OSError as error:
+            log.warning("cannot open %s: %s", stream.path, error)
+            return None
+        handle = _Open(stream, fd, self._zones.get(stream.source, ZoneInfo("UTC")))
+        if rotated:
+            handle.rotated_at = self.clock()
+        self._open[stream.id] = handle
+        return handle
+
+    def scan(self) -> None:
+        """Re-expand every glob: pick up new files, notice rotation and truncation."""
+        seen: set[int] = set()
+        for source in self.sources:
+            for path in sorted(glob.glob(source.pattern, recursive=True)):
+                info = _regular_file(path)
+                if info is not None:
+                    self._scan_path(source, path, info, seen)
+        for stream_id, handle in list(self._open.items()):
+            if stream_id not in seen and handle.rotated_at is None:
+                self._mark_rotated(handle)
+        self._first_scan = False
+
+    def _scan_path(self, source: Source, path: str, info: os.stat_result, seen: set[int]) -> None:
+        key = (info.st_dev, info.st_ino)
+        handle = next((h for h in self._open.values() if (h.stream.dev, h.stream.ino) == key), None)
+        if handle is not None:
+            seen.add(handle.stream.id)
+            handle.stream.path = path
+            if self._truncated(handle, info.st_size):
+                self._restart_truncated(handle, source, path, info)
+            return
+        for other in self._open.values():
+            if other.stream.path == path and other.rotated_at is None:
+                self._mark_rotated(other)
+        stream = self._adopt_copy(path, info) or self._new_stream(source, path, info)
+        opened = self._attach(stream)
+        if opened is not None:
+            seen.add(stream.id)
+
+    def _truncated(self, handle: _Open, size: int) -> bool:
+        stream = handle.stream
+        if size < stream.offset or size < stream.fp_len:
+            return True
+        if _fingerprint(handle.fd, stream.fp_len) != stream.fp:
+            return True
+        if stream.fp_len < FINGERPRINT_BYTES and size > stream.fp_len:
+            stream.fp_len = min(size, FINGERPRINT_BYTES)
+            stream.fp = _fingerprint(handle.fd, stream.fp_len)
+        return False
+
+    def _restart_truncated(
+        self, handle: _Open, source: Source, path: str, info: os.stat_result
+    ) -> None:
+        """copytruncate: finish the copy of the old content if it is near, then start over."""
+        old = handle.stream
+        log.info("%s was truncated; reading it again from the start", path)
+        copy = self._find_copy(old, exclude=(info.st_dev, info.st_ino))
+        self._release(handle)
+        if copy is not None:
+            copy_path, copy_info = copy
+            old.path, old.dev, old.ino = copy_path, copy_info.st_dev, copy_info.st_ino
+            copied = self._attach(old)
+            if copied is not None:
+                self._drain(copied, TailEnd.TAKE)
+                self._finish(copied)
+        else:
+            old.state = "done"
+            self.ledger.save_stream(old)
+        stream = self._new_stream(source, path, info, from_start=True)
+        self._attach(stream)
+
+    def _find_copy(
+        self, stream: Stream, exclude: tuple[int, int]
+    ) -> tuple[str, os.stat_result] | None:
+        if stream.fp_len < MIN_ADOPT_FINGERPRINT:
+            return None
+        directory = Path(stream.path).parent
+        for entry in sorted(os.scandir(directory), key=lambda e: e.name):
+            info = _regular_file(entry.path)
+            if (
+                info is None
+                or (info.st_dev, info.st_ino) == exclude
+                or info.st_size < stream.offset
+            ):
+                continue
+            if self._same_head(entry.path, stream):
+                return entry.path, info
+        return None
+
+    @staticmethod
+    def _same_head(path: str, stream: Stream) -> bool:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            return _fingerprint(fd, stream.fp_len) == stream.fp
+        finally:
+            os.close(fd)
+
+    def _adopt_copy(self, path: str, info: os.stat_result) -> Stream | None:
+        """A new inode holding a finished stream's content (a rotated copy): continue that one."""
+        directory = str(Path(path).parent)
+        for stream in self.ledger.streams(states=("done",)):
+            if (
+                str(Path(stream.path).parent) == directory
+                and stream.fp_len >= MIN_ADOPT_FINGERPRINT
+                and info.st_size >= stream.offset
+                and self._same_head(path, stream)
+            ):
+                stream.path, stream.dev, stream.ino, stream.state = (
+                    path,
+                    info.st_dev,
+                    info.st_ino,
+                    "active",
+                )
+                self.ledger.save_stream(stream)
+                return stream
+        return None
+
+    def _new_stream(
+        self, source: Source, path: str, info: os.stat_result, *, from_start: bool = False
+    ) -> Stream:
+        with Path(path).open("rb") as file:
+            head = file.read(FINGERPRINT_BYTES)
+        stream = self.ledger.add_stream(
+            source.pattern,
+            path,
+            info.st_dev,
+            info.st_ino,
+            len(head),
+            hashlib.blake2b(head, digest_size=16).digest(),
+        )
+        if source.start_at == "end" and self._first_scan and not from_start:
+            self.ledger.commit(stream, Batch(), self._end_of_last_line(path, info.st_size))
+        return stream
+
+    @staticmethod
+    def _end_of_last_line(path: str, size: int) -> int:
+        with Path(path).open("rb") as file:
+            file.seek(max(0, size - CHUNK_BYTES))
+            tail = file.read(size)
+        cut = tail.rfind(b"\n")
+        return size - len(tail) + cut + 1 if cut >= 0 else 0
+
+    def _mark_rotated(self, handle: _Open) -> None:
+        handle.rotated_at = self.clock()
+        handle.stream.state = "rotated"
+        self.ledger.save_stream(handle.stream)
+
+    def _release(self, handle: _Open) -> None:
+        os.close(handle.fd)
+        self._open.pop(handle.stream.id, None)
+
+    def _finish(self, handle: _Open) -> None:
+        handle.stream.state = "done"
+        self.ledger.save_stream(handle.stream)
+        self._release(handle)
+
+    # ----- reading ---------------------------------------------------------------------
+
+    def poll(self, tail_end: TailEnd = TailEnd.WAIT) -> int:
+        """Read what every open file has; rotated files past their wait are finished."""
+        before = self.counts.lines
+        now = self.clock()
+        for handle in list(self._open.values()):
+            rotated_out = (
+                handle.rotated_at is not None and now - handle.rotated_at >= self.rotate_wait
+            )
+            self._drain(handle, TailEnd.TAKE if rotated_out else tail_end)
+            if rotated_out:
+                self._finish(handle)
+        return self.counts.lines - before
+
+    def finish_rotated(self) -> None:
+        """Finish every rotated file now (one-shot ingest and shutdown do not wait)."""
+        for handle in list(self._open.values()):
+            if handle.rotated_at is not None:
+                self._drain(handle, TailEnd.TAKE)
+                self._finish(handle)
+
+    def lag_bytes(self) -> dict[str, int]:
+        """Unread bytes per open file."""
+        lag = {}
+        for handle in self._open.values():
+            try:
+                size = os.fstat(handle.fd).st_size
+            except OSError:
+                continue
+            lag[handle.stream.path] = max(0, size - handle.stream.offset)
+        return lag
+
+    def close(self) -> None:
+        for handle in list(self._open.values()):
+            self._release(handle)
+
+    def _drain(self, handle: _Open, tail_end: TailEnd) -> None:
+        while not self.stop_requested and self._read_chunk(handle, tail_end):
+            pass
+        self.counts.pending_partial.pop(handle.stream.path, None)
+        size = os.fstat(handle.fd).st_size
+        if size > handle.stream.offset and handle.long_line is None:
+            self.counts.pending_partial[handle.stream.path] = size - handle.stream.offset
+
+    def _read_chunk(self, handle: _Open, tail_end: TailEnd) -> bool:
+        """Commit the complete lines of one chunk; False when there is nothing more to take."""
+        if handle.long_line is not None:
+            return self._skip_long_line(handle, tail_end)
+        offset = handle.stream.offset
+        data = os.pread(handle.fd, self.chunk_bytes, offset)
+        if not data:
+            return False
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            if len(data) > self.max_line_bytes:
+                handle.long_line = _LongLine(offset, data[: self.quarantine.keep_bytes], offset)
+                return self._skip_long_line(handle, tail_end)
+            if len(data) < self.chunk_bytes and self._take_unterminated(data, tail_end):
+                self._commit(handle, data.split(b"\n"), offset, offset + len(data))
+                return False
+            return False
+        self._commit(handle, data[:cut].split(b"\n"), offset, offset + cut + 1)
+        return True
+
+    @staticmethod
+    def _take_unterminated(data: bytes, tail_end: TailEnd) -> bool:
+        if tail_end is TailEnd.TAKE:
+            return True
+        if tail_end is TailEnd.IF_COMPLETE:
+            try:
+                orjson.loads(data.removeprefix(b"\xef\xbb\xbf").rstrip(b"\r"))
+            except orjson.JSONDecodeError:
+                return False
+            return True
+        return False
+
+    def _skip_long_line(self, handle: _Open, tail_end: TailEnd) -> bool:
+        """Look for the end of an over-long line without holding it in memory."""
+        long_line = handle.long_line
+        assert long_line is not None
+        while True:
+            data = os.pread(handle.fd, CHUNK_BYTES, long_line.scanned_to)
+            newline = data.find(b"\n")
+            if newline >= 0:
+                end = long_line.scanned_to + newline + 1
+                break
+            long_line.scanned_to += len(data)
+            if len(data) < CHUNK_BYTES:
+                if tail_end is not TailEnd.TAKE:
+                    return False
+                end = long_line.scanned_to
+                break
+        handle.long_line = None
+        reason = f"line longer than max_line_bytes ({self.max_line_bytes})"
+        entry = QuarantineEntry(
+            handle.stream.path, long_line.start, reason, long_line.head, end - long_line.start
+        )
+        batch = Batch(lines=1, quarantined=1)
+        self.quarantine.write([entry])
+        self._store(handle, batch, end)
+        return True
+
+    def _commit(self, handle: _Open, lines: list[bytes], offset: int, end: int) -> None:
+        batch = Batch(lines=len(lines))
+        rejected: list[QuarantineEntry] = []
+        parse = self.parser.parse
+        zone, stream_id, path = handle.zone, handle.stream.id, handle.stream.path
+        max_line = self.max_line_bytes
+        position = offset
+        for line in lines:
+            start, position = position, position + len(line) + 1
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            try:
+                if len(line) > max_line:
+                    raise Rejected(f"line longer than max_line_bytes ({max_line})")
+                parsed = parse(line, zone, stream_id)
+            except Rejected as error:
+                rejected.append(QuarantineEntry(path, start, str(error), line, len(line)))
+                continue
+            except Exception as error:  # a parser bug must not stop ingestion or lose the line
+                log.exception("unexpected error parsing %s at offset %d", path, start)
+                reason = f"unexpected error: {type(error).__name__}: {error}"
+                rejected.append(QuarantineEntry(path, start, reason, line, len(line)))
+                continue
+            if parsed.kind == "call":
+                batch.calls.append(parsed.row)
+            elif parsed.kind == "score":
+                batch.scores.append(parsed.row)
+            else:
+                batch.skipped += 1
+        batch.quarantined = len(rejected)
+        self.quarantine.write(rejected)
+        self._store(handle, batch, end)
+
+    def _store(self, handle: _Open, batch: Batch, end: int) -> None:
+        advanced = end - handle.stream.offset
+        self.ledger.commit(handle.stream, batch, end)
+        self.counts.add(batch)
+        if self.on_progress is not None:
+            self.on_progress(advanced)

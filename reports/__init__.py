@@ -1,0 +1,1 @@
+"""Scheduled summaries over the tiers (filled in by the reports issue)."""

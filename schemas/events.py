@@ -1,0 +1,148 @@
+"""Trace events: the input contract, one JSON object per line (see DESIGN.md).
+
+The models accept the aliases real producers write (OpenAI ``usage``, OpenTelemetry
+``gen_ai.*`` attributes, second-based durations); `collector.parsing` turns a validated
+model into a ledger row and derives what the line left out.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, AliasPath, BaseModel, BeforeValidator, ConfigDict, Field
+
+MAX_TOKENS = 10**12
+"""Token counts above this are rejected as corrupt rather than summed into totals."""
+MAX_COST_USD = 10**7
+MAX_LATENCY_MS = 10**9
+
+OK_STATUSES = frozenset({"ok", "success", "succeeded", "completed", "complete", "200"})
+ERROR_STATUSES = frozenset(
+    {"error", "failed", "failure", "fail", "timeout", "cancelled", "canceled", "exception"}
+)
+
+
+def _text(value: Any) -> Any:
+    """Identifiers may arrive as numbers; store them as text."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+Text = Annotated[str, BeforeValidator(_text), Field(max_length=512)]
+Tokens = Annotated[int, Field(ge=0, le=MAX_TOKENS)]
+
+
+def _aliases(*names: str | AliasPath) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class _EventBase(BaseModel):
+    model_config = ConfigDict(
+        extra="allow", allow_inf_nan=False, populate_by_name=True, frozen=True
+    )
+
+    timestamp: datetime = Field(
+        validation_alias=_aliases("timestamp", "ts", "time", "start_time", "@timestamp")
+    )
+    model: Text | None = Field(
+        None,
+        validation_alias=_aliases(
+            "model", "gen_ai.response.model", "gen_ai.request.model", "model_name"
+        ),
+    )
+    task_type: Text | None = None
+    tenant_id: Text | None = None
+    trace_id: Text | None = None
+
+
+class LlmCall(_EventBase):
+    """One model call (``type`` absent or ``llm_call``)."""
+
+    type: Literal["llm_call"] = "llm_call"
+    provider: Text | None = Field(
+        None, validation_alias=_aliases("provider", "gen_ai.provider.name", "gen_ai.system")
+    )
+    operation: Text | None = Field(
+        None, validation_alias=_aliases("operation", "gen_ai.operation.name")
+    )
+    input_tokens: Tokens | None = Field(
+        None,
+        validation_alias=_aliases(
+            "input_tokens",
+            "prompt_tokens",
+            "gen_ai.usage.input_tokens",
+            AliasPath("usage", "prompt_tokens"),
+            AliasPath("usage", "input_tokens"),
+        ),
+    )
+    output_tokens: Tokens | None = Field(
+        None,
+        validation_alias=_aliases(
+            "output_tokens",
+            "completion_tokens",
+            "gen_ai.usage.output_tokens",
+            AliasPath("usage", "completion_tokens"),
+            AliasPath("usage", "output_tokens"),
+        ),
+    )
+    total_tokens: Tokens | None = Field(
+        None, validation_alias=_aliases("total_tokens", AliasPath("usage", "total_tokens"))
+    )
+    cache_read_tokens: Tokens | None = Field(
+        None,
+        validation_alias=_aliases(
+            "cache_read_tokens",
+            "cached_tokens",
+            "gen_ai.usage.cache_read.input_tokens",
+            AliasPath("usage", "prompt_tokens_details", "cached_tokens"),
+            AliasPath("usage", "input_tokens_details", "cached_tokens"),
+        ),
+    )
+    cache_write_tokens: Tokens | None = Field(
+        None,
+        validation_alias=_aliases("cache_write_tokens", "gen_ai.usage.cache_creation.input_tokens"),
+    )
+    reasoning_tokens: Tokens | None = Field(
+        None,
+        validation_alias=_aliases(
+            "reasoning_tokens",
+            AliasPath("usage", "completion_tokens_details", "reasoning_tokens"),
+            AliasPath("usage", "output_tokens_details", "reasoning_tokens"),
+        ),
+    )
+    cost_usd: float | None = Field(
+        None, ge=0, le=MAX_COST_USD, validation_alias=_aliases("cost_usd", "cost")
+    )
+    latency_ms: float | None = Field(
+        None, ge=0, le=MAX_LATENCY_MS, validation_alias=_aliases("latency_ms", "duration_ms")
+    )
+    latency_s: float | None = Field(
+        None,
+        ge=0,
+        le=MAX_LATENCY_MS / 1000,
+        validation_alias=_aliases("latency_s", "duration_seconds", "duration_s"),
+    )
+    status: Text | None = None
+    error_type: Text | None = Field(None, validation_alias=_aliases("error_type", "error.type"))
+    error: Any = None
+    user_id: Text | None = None
+    session_id: Text | None = None
+    agent_name: Text | None = None
+    call_id: Text | None = None
+    quality_score: float | None = Field(None, ge=0, le=1)
+    prompt: Any = None
+    response: Any = None
+
+
+class ScoreEvent(_EventBase):
+    """A quality or feedback value attached to a trace, task or model (``type: score``)."""
+
+    type: Literal["score"]
+    name: Text
+    value: float = Field(ge=-(10**9), le=10**9)
+    scenario: Text | None = None
+
+
+EventType = Literal["llm_call", "score"]
