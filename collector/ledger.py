@@ -198,6 +198,13 @@ class Ledger:
             for row in rows
         ]
 
+    def stream_by_inode(self, dev: int, ino: int) -> Stream | None:
+        """The newest stream of any state recorded for this device and inode."""
+        found = [
+            s for s in self.streams(("active", "rotated", "done")) if (s.dev, s.ino) == (dev, ino)
+        ]
+        return found[-1] if found else None
+
     def add_stream(
         self, source: str, path: str, dev: int, ino: int, fp_len: int, fp: bytes
     ) -> Stream:

@@ -83,7 +83,7 @@ class _Group:
             "output_tokens": t_out,
             "total_tokens": t_total,
             "cache_read_tokens": t_cache,
-            "cost_usd": cost,
+            "cost_usd": cost if unpriced < requests else None,
             "unpriced_requests": unpriced,
             "latency_ms_mean": statistics.fmean(latencies) if latencies else None,
             "latency_ms_p50": percentiles[50],

@@ -161,13 +161,15 @@ class Tailer:
                 return entry.path
         return None
 
-    def _attach(self, stream: Stream, *, rotated: bool = False) -> _Open | None:
+    def _attach(
+        self, stream: Stream, zone: ZoneInfo | None = None, *, rotated: bool = False
+    ) -> _Open | None:
         try:
             fd = os.open(stream.path, os.O_RDONLY)
         except OSError as error:
             log.warning("cannot open %s: %s", stream.path, error)
             return None
-        handle = _Open(stream, fd, self._zones.get(stream.source, ZoneInfo("UTC")))
+        handle = _Open(stream, fd, zone or self._zones.get(stream.source, ZoneInfo("UTC")))
         if rotated:
             handle.rotated_at = self.clock()
         self._open[stream.id] = handle
@@ -198,8 +200,8 @@ class Tailer:
         for other in self._open.values():
             if other.stream.path == path and other.rotated_at is None:
                 self._mark_rotated(other)
-        stream = self._adopt_copy(path, info) or self._new_stream(source, path, info)
-        opened = self._attach(stream)
+        stream = self._known_stream(path, info) or self._new_stream(source, path, info)
+        opened = self._attach(stream, source.zone)
         if opened is not None:
             seen.add(stream.id)
 
@@ -264,8 +266,16 @@ class Tailer:
         finally:
             os.close(fd)
 
-    def _adopt_copy(self, path: str, info: os.stat_result) -> Stream | None:
-        """A new inode holding a finished stream's content (a rotated copy): continue that one."""
+    def _known_stream(self, path: str, info: os.stat_result) -> Stream | None:
+        """A stream the ledger already has for this file: the same inode (read through another
+        glob or path before), or a finished stream's content under a new inode (a copy)."""
+        same_inode = self.ledger.stream_by_inode(info.st_dev, info.st_ino)
+        if (
+            same_inode is not None
+            and info.st_size >= same_inode.offset
+            and self._same_head(path, same_inode)
+        ):
+            return self._reuse(same_inode, path, info)
         directory = str(Path(path).parent)
         for stream in self.ledger.streams(states=("done",)):
             if (
@@ -274,15 +284,13 @@ class Tailer:
                 and info.st_size >= stream.offset
                 and self._same_head(path, stream)
             ):
-                stream.path, stream.dev, stream.ino, stream.state = (
-                    path,
-                    info.st_dev,
-                    info.st_ino,
-                    "active",
-                )
-                self.ledger.save_stream(stream)
-                return stream
+                return self._reuse(stream, path, info)
         return None
+
+    def _reuse(self, stream: Stream, path: str, info: os.stat_result) -> Stream:
+        stream.path, stream.dev, stream.ino, stream.state = path, info.st_dev, info.st_ino, "active"
+        self.ledger.save_stream(stream)
+        return stream
 
     def _new_stream(
         self, source: Source, path: str, info: os.stat_result, *, from_start: bool = False

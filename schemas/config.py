@@ -69,7 +69,6 @@ class QuarantineConfig(_Section):
 
 class IngestConfig(_Section):
     max_line_bytes: int = Field(1024 * 1024, ge=1024)
-    batch_lines: int = Field(20_000, ge=1)
     poll_interval: Duration = Field("500ms")
     rescan_interval: Duration = Field("5s")
     status_interval: Duration = Field("60s")

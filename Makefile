@@ -1,0 +1,24 @@
+# The two set-up commands of the README, and helpers for development.
+PYTHON ?= python3
+SINCE ?= 2026-11-18
+UNTIL ?= 2026-11-20
+
+.PHONY: demo test lint bench
+
+# Install, ingest the example trace into the embedded SQLite ledger, print a summary.
+demo:
+	$(PYTHON) -m pip install -q .
+	llm-collector ingest --config examples/collector.yaml
+	llm-collector summary --config examples/collector.yaml --since $(SINCE) --until $(UNTIL) --by model
+
+# Install what the tests need and run them all (what CI runs).
+test:
+	$(PYTHON) -m pip install -q -e '.[test]'
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m pytest -n 2 -q
+
+lint:
+	$(PYTHON) -m ruff check . && $(PYTHON) -m ruff format --check .
+
+bench:
+	$(PYTHON) bench/ingest.py

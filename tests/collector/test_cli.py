@@ -1,0 +1,103 @@
+"""The command line as a user runs it: the real console script on real files."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from collector.summary import METRIC_KEYS
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def cli(*args, cwd, env=None, check=True):
+    command = [sys.executable, "-c", "from collector.cli import main; main()", *args]
+    result = subprocess.run(
+        command,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=60,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"exit {result.returncode}: {result.stderr}")
+    return result
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    shutil.copy(EXAMPLES / "trace.jsonl", tmp_path / "trace.jsonl")
+    (tmp_path / "collector.yaml").write_text(
+        "sources: [{path: 'trace*.jsonl'}]\nledger: {path: state/ledger.db}\n"
+        "quarantine: {path: state/quarantine.jsonl}\n"
+    )
+    return tmp_path
+
+
+def test_ingest_counts_and_never_twice(workdir):
+    first = json.loads(cli("ingest", "--json", cwd=workdir).stdout)
+    lines = (workdir / "trace.jsonl").read_bytes().count(b"\n")
+    assert first == {"lines": lines, "events": 4042, "quarantined": 5, "skipped": 0}
+    again = json.loads(cli("ingest", "--json", cwd=workdir).stdout)
+    assert again == {"lines": 0, "events": 0, "quarantined": 0, "skipped": 0}
+    explicit = json.loads(cli("ingest", "--json", "trace.jsonl", cwd=workdir).stdout)
+    assert explicit["events"] == 0
+    quarantine = (workdir / "state/quarantine.jsonl").read_text().splitlines()
+    assert len(quarantine) == 5
+    assert {"source", "offset", "reason", "line"} <= set(json.loads(quarantine[0]))
+
+
+def test_ingest_appended_lines_only(workdir):
+    cli("ingest", "--json", cwd=workdir)
+    with (workdir / "trace.jsonl").open("a") as trace:
+        trace.write('{"timestamp": "2026-11-20T00:00:00Z", "model": "gpt-4o", "call_id": "new"}\n')
+    result = json.loads(cli("ingest", "--json", cwd=workdir).stdout)
+    assert result == {"lines": 1, "events": 1, "quarantined": 0, "skipped": 0}
+
+
+def test_summary_json_has_the_documented_keys(workdir):
+    cli("ingest", cwd=workdir)
+    result = json.loads(
+        cli(
+            "summary",
+            "--since",
+            "2026-11-18",
+            "--until",
+            "2026-11-20",
+            "--by",
+            "model,task_type",
+            "--json",
+            cwd=workdir,
+        ).stdout
+    )
+    assert list(result["totals"]) == list(METRIC_KEYS)
+    assert result["totals"]["requests"] == 4000
+    assert sum(g["requests"] for g in result["groups"]) == 4000
+    assert all({"model", "task_type"} <= set(g) for g in result["groups"])
+    table = cli("summary", "--since", "2026-11-18", "--until", "2026-11-20", cwd=workdir).stdout
+    assert "4,000" in table
+
+
+def test_summary_rejects_bad_arguments(workdir):
+    cli("ingest", cwd=workdir)
+    bad_time = cli("summary", "--since", "last tuesday", cwd=workdir, check=False)
+    assert bad_time.returncode == 2
+    assert "not a time" in bad_time.stderr
+    bad_dim = cli("summary", "--by", "user_id", cwd=workdir, check=False)
+    assert bad_dim.returncode == 2
+    assert "cannot group by user_id" in bad_dim.stderr
+
+
+def test_config_check_names_file_and_key(workdir):
+    (workdir / "bad.yaml").write_text("ledger: {pth: x}\n")
+    result = cli("config", "check", "--config", "bad.yaml", cwd=workdir, check=False)
+    assert result.returncode == 1
+    assert "bad.yaml: ledger.pth: unknown option; did you mean 'path'?" in result.stderr
+    good = cli("config", "check", cwd=workdir, env={"LLM_COLLECTOR_TIMEZONE": "Europe/Berlin"})
+    assert "timezone: Europe/Berlin" in good.stdout
+    assert "path: state/ledger.db" in good.stdout
