@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_settings import SettingsError
 
 from schemas.config import ENV_PREFIX, CollectorConfig
 
@@ -47,6 +48,9 @@ def load_config(explicit: str | Path | None = None) -> CollectorConfig:
         return CollectorConfig(**data)
     except ValidationError as error:
         raise ConfigError(describe_errors(error, path)) from None
+    except SettingsError as error:  # an environment value that is not valid JSON
+        names = ", ".join(sorted(n for n in os.environ if n.startswith(ENV_PREFIX))) or "none"
+        raise ConfigError(f"environment ({names}): {error}; write lists and maps as JSON") from None
 
 
 def describe_errors(error: ValidationError, path: Path) -> str:
@@ -55,8 +59,8 @@ def describe_errors(error: ValidationError, path: Path) -> str:
     for item in error.errors(include_url=False):
         loc = [str(part) for part in item["loc"]]
         key = ".".join(loc) or "(top level)"
-        env_name = ENV_PREFIX + "__".join(loc).upper()
-        where = f"environment {env_name}" if env_name in os.environ else str(path)
+        env_name = _env_source(loc)
+        where = f"environment {env_name}" if env_name else str(path)
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown option" + _suggestion(loc)
@@ -64,11 +68,20 @@ def describe_errors(error: ValidationError, path: Path) -> str:
     return "\n".join(lines)
 
 
+def _env_source(loc: list[str]) -> str | None:
+    """The environment variable that set this key or a section containing it, if any."""
+    for end in range(len(loc), 0, -1):
+        name = ENV_PREFIX + "__".join(loc[:end]).upper()
+        if name in os.environ:
+            return name
+    return None
+
+
 def _suggestion(loc: list[str]) -> str:
     model: type[BaseModel] | None = CollectorConfig
     for part in loc[:-1]:
-        if model is None or part.isdigit():
-            continue
+        if model is None or part not in model.model_fields:
+            continue  # a list index or a mapping key (e.g. a model name under overrides)
         annotation = model.model_fields.get(part)
         model = _model_of(annotation.annotation if annotation else None)
     if model is None:

@@ -91,6 +91,16 @@ _INSERT_SCORE = (
 )
 
 
+def _bind_null(value: None) -> None:
+    return value
+
+
+# sqlite3 binds None through its adaptation fallback, which looks ``__adapt__`` up on a type
+# and raises and clears an AttributeError for every NULL parameter (~0.25 µs each on 3.11; a
+# call row has ~9). A registered adapter takes the registry's fast path and still binds NULL.
+sqlite3.register_adapter(type(None), _bind_null)
+
+
 class LedgerError(RuntimeError):
     """The ledger cannot be opened or upgraded; the message says what to do."""
 

@@ -21,6 +21,8 @@ from schemas.events import ERROR_STATUSES, OK_STATUSES, LlmCall, ScoreEvent
 BOM = b"\xef\xbb\xbf"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+_MIN_US = (datetime.min.replace(tzinfo=UTC) - _EPOCH) // _MICROSECOND
+_MAX_US = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // _MICROSECOND
 
 CALL_COLUMNS = (
     "ts_us",
@@ -92,7 +94,10 @@ def _validation_reason(error: ValidationError) -> str:
 def _timestamp_us(value: datetime, zone: ZoneInfo) -> int:
     if value.tzinfo is None:
         value = value.replace(tzinfo=zone)
-    return (value - _EPOCH) // _MICROSECOND
+    ts_us = (value - _EPOCH) // _MICROSECOND
+    if not _MIN_US <= ts_us <= _MAX_US:  # e.g. 9999-12-31T23:59:59-14:00 is year 10000 in UTC
+        raise Rejected(f"timestamp: {value.isoformat()} is outside the years 1 to 9999 in UTC")
+    return ts_us
 
 
 def _status(call: LlmCall) -> tuple[str, str | None]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from genai_prices import Usage
@@ -25,6 +25,7 @@ SOURCE_OVERRIDE = 1
 SOURCE_GENAI_PRICES = 2
 
 _PROBE = 1_000_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +98,7 @@ class Pricer:
     def __init__(self, overrides: dict[str, PriceOverride]) -> None:
         self._overrides = {name.lower(): _override_rates(p) for name, p in overrides.items()}
         self._snapshot = get_snapshot()
-        self._models: dict[tuple[str | None, str], gp.ModelInfo | None] = {}
+        self._prices: dict[tuple[str | None, str], Rates | gp.ModelInfo | None] = {}
         self._periods: dict[tuple[int, int], tuple[gp.ModelPrice, tuple[int, ...]]] = {}
         self._rates: dict[tuple[tuple[int, int], int], Rates] = {}
         self._clock_models: set[int] = set()
@@ -113,21 +114,22 @@ class Pricer:
         cache_write: int,
     ) -> tuple[float | None, int | None]:
         """(cost in USD, price source), or (None, None) for a model no price is known for."""
-        override = self._overrides.get(model.lower())
-        if override is not None:
-            cost = override.cost(input_tokens, output_tokens, cache_read, cache_write)
-            return cost, SOURCE_OVERRIDE
-        info = self._model(model, provider)
-        if info is None:
+        key = (provider, model)
+        try:
+            price = self._prices[key]
+        except KeyError:
+            price = self._prices[key] = self._price(model, provider)
+        if price is None:
             return None, None
-        rates = self._period_rates(info, ts_us, input_tokens)
+        if isinstance(price, Rates):
+            return price.cost(input_tokens, output_tokens, cache_read, cache_write), SOURCE_OVERRIDE
+        rates = self._period_rates(price, ts_us, input_tokens)
         return rates.cost(input_tokens, output_tokens, cache_read, cache_write), SOURCE_GENAI_PRICES
 
-    def _model(self, model: str, provider: str | None) -> gp.ModelInfo | None:
-        key = (provider, model)
-        if key not in self._models:
-            self._models[key] = self._lookup(model, provider)
-        return self._models[key]
+    def _price(self, model: str, provider: str | None) -> Rates | gp.ModelInfo | None:
+        """A model's override rates, else its library entry, else None (unpriced)."""
+        override = self._overrides.get(model.lower())
+        return override if override is not None else self._lookup(model, provider)
 
     def _lookup(self, model: str, provider: str | None) -> gp.ModelInfo | None:
         for provider_id in (provider, None) if provider else (None,):
@@ -146,7 +148,7 @@ class Pricer:
         period_key = (id(info), period)
         priced = self._periods.get(period_key)
         if priced is None:
-            model_price = info.get_prices(datetime.fromtimestamp(ts_us / 1e6, UTC))
+            model_price = info.get_prices(_EPOCH + timedelta(microseconds=ts_us))  # exact
             priced = self._periods[period_key] = (model_price, _tier_starts(model_price))
         model_price, starts = priced
         tier = bisect.bisect_left(starts, input_tokens) if starts else 0

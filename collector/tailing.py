@@ -195,15 +195,37 @@ class Tailer:
             seen.add(handle.stream.id)
             handle.stream.path = path
             if self._truncated(handle, info.st_size):
-                self._restart_truncated(handle, source, path, info)
+                restarted = self._restart_truncated(handle, source, path, info)
+                seen.add(restarted.id)
             return
         for other in self._open.values():
             if other.stream.path == path and other.rotated_at is None:
                 self._mark_rotated(other)
+        if self._copy_of_open_stream(path):
+            return
         stream = self._known_stream(path, info) or self._new_stream(source, path, info)
         opened = self._attach(stream, source.zone)
         if opened is not None:
             seen.add(stream.id)
+
+    def _copy_of_open_stream(self, path: str) -> bool:
+        """A new file that starts like a followed one is its copy (copytruncate's first half).
+
+        It is left alone: when the original is truncated its stream is finished from the copy
+        (`_find_copy`), and later scans continue the copy from there (`_known_stream`).
+        """
+        try:
+            with Path(path).open("rb") as file:
+                head = file.read(FINGERPRINT_BYTES)
+        except OSError:
+            return False
+        directory = Path(path).parent
+        return any(
+            MIN_ADOPT_FINGERPRINT <= h.stream.fp_len <= len(head)
+            and Path(h.stream.path).parent == directory
+            and hashlib.blake2b(head[: h.stream.fp_len], digest_size=16).digest() == h.stream.fp
+            for h in self._open.values()
+        )
 
     def _truncated(self, handle: _Open, size: int) -> bool:
         stream = handle.stream
@@ -214,11 +236,12 @@ class Tailer:
         if stream.fp_len < FINGERPRINT_BYTES and size > stream.fp_len:
             stream.fp_len = min(size, FINGERPRINT_BYTES)
             stream.fp = _fingerprint(handle.fd, stream.fp_len)
+            self.ledger.save_stream(stream)  # a restart must recognise the file's copy too
         return False
 
     def _restart_truncated(
         self, handle: _Open, source: Source, path: str, info: os.stat_result
-    ) -> None:
+    ) -> Stream:
         """copytruncate: finish the copy of the old content if it is near, then start over."""
         old = handle.stream
         log.info("%s was truncated; reading it again from the start", path)
@@ -236,6 +259,7 @@ class Tailer:
             self.ledger.save_stream(old)
         stream = self._new_stream(source, path, info, from_start=True)
         self._attach(stream)
+        return stream
 
     def _find_copy(
         self, stream: Stream, exclude: tuple[int, int]
@@ -318,6 +342,7 @@ class Tailer:
         return size - len(tail) + cut + 1 if cut >= 0 else 0
 
     def _mark_rotated(self, handle: _Open) -> None:
+        handle.stream.path = self._locate(handle.stream) or handle.stream.path
         handle.rotated_at = self.clock()
         handle.stream.state = "rotated"
         self.ledger.save_stream(handle.stream)
@@ -327,6 +352,7 @@ class Tailer:
         self._open.pop(handle.stream.id, None)
 
     def _finish(self, handle: _Open) -> None:
+        handle.stream.path = self._locate(handle.stream) or handle.stream.path
         handle.stream.state = "done"
         self.ledger.save_stream(handle.stream)
         self._release(handle)
@@ -338,6 +364,8 @@ class Tailer:
         before = self.counts.lines
         now = self.clock()
         for handle in list(self._open.values()):
+            if handle.rotated_at is None and self._truncated(handle, os.fstat(handle.fd).st_size):
+                continue  # truncated or rewritten in place: the next scan starts it over
             rotated_out = (
                 handle.rotated_at is not None and now - handle.rotated_at >= self.rotate_wait
             )
@@ -417,18 +445,18 @@ class Tailer:
             newline = data.find(b"\n")
             if newline >= 0:
                 end = long_line.scanned_to + newline + 1
+                length = end - 1 - long_line.start
                 break
             long_line.scanned_to += len(data)
             if len(data) < CHUNK_BYTES:
                 if tail_end is not TailEnd.TAKE:
                     return False
                 end = long_line.scanned_to
+                length = end - long_line.start
                 break
         handle.long_line = None
         reason = f"line longer than max_line_bytes ({self.max_line_bytes})"
-        entry = QuarantineEntry(
-            handle.stream.path, long_line.start, reason, long_line.head, end - long_line.start
-        )
+        entry = QuarantineEntry(handle.stream.path, long_line.start, reason, long_line.head, length)
         batch = Batch(lines=1, quarantined=1)
         self.quarantine.write([entry])
         self._store(handle, batch, end)

@@ -106,7 +106,9 @@ class CollectorConfig(BaseSettings):
         env_prefix=ENV_PREFIX,
         env_nested_delimiter="__",
         extra="forbid",
-        nested_model_default_partial_update=True,
+        # Not True: merging the default sections into the input would mark every default as
+        # set by the user, so `content: {hash: true}` would clash with the default redact.
+        nested_model_default_partial_update=False,
     )
 
     timezone: TimeZoneName = "UTC"

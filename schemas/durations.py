@@ -19,10 +19,18 @@ def parse_duration(value: Any) -> timedelta:
     if isinstance(value, int | float) and not isinstance(value, bool):
         if value < 0:
             raise ValueError("a duration cannot be negative")
-        return timedelta(seconds=value)
+        return _seconds(value, value)
     if isinstance(value, str) and (match := _PATTERN.match(value)):
-        return timedelta(seconds=float(match[1]) * _UNITS[match[2]])
+        return _seconds(float(match[1]) * _UNITS[match[2]], value)
     raise ValueError(f"{value!r} is not a duration; write e.g. 500ms, 15s, 5m, 2h, 7d or 1w")
+
+
+def _seconds(seconds: float, value: Any) -> timedelta:
+    """A ValueError (which validation reports) rather than OverflowError for .inf or 10**12w."""
+    try:
+        return timedelta(seconds=seconds)
+    except (OverflowError, ValueError):
+        raise ValueError(f"{value!r} is not a usable duration (too long or not a number)") from None
 
 
 def format_duration(value: timedelta) -> str:

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, AliasPath, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 MAX_TOKENS = 10**12
 """Token counts above this are rejected as corrupt rather than summed into totals."""
@@ -23,15 +24,23 @@ ERROR_STATUSES = frozenset(
 )
 
 
-def _text(value: Any) -> Any:
-    """Identifiers may arrive as numbers; store them as text."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
+def _not_bool(value: Any) -> Any:
+    """JSON ``true``/``false`` is not a count or an amount (lax pydantic would read 1 or 0)."""
+    if isinstance(value, bool):
+        raise PydanticCustomError("number_type", "Input should be a number, not true or false")
     return value
 
 
-Text = Annotated[str, BeforeValidator(_text), Field(max_length=512)]
-Tokens = Annotated[int, Field(ge=0, le=MAX_TOKENS)]
+# Identifiers may arrive as numbers: ``coerce_numbers_to_str`` stores them as text (not bools).
+Text = Annotated[str, Field(max_length=512)]
+# Bounds come before the validator so pydantic-core checks them (after it, they would be Python
+# calls on the ingest hot path); the messages are the same either way.
+Tokens = Annotated[int, Field(ge=0, le=MAX_TOKENS), BeforeValidator(_not_bool)]
+Cost = Annotated[float, Field(ge=0, le=MAX_COST_USD), BeforeValidator(_not_bool)]
+Milliseconds = Annotated[float, Field(ge=0, le=MAX_LATENCY_MS), BeforeValidator(_not_bool)]
+Seconds = Annotated[float, Field(ge=0, le=MAX_LATENCY_MS / 1000), BeforeValidator(_not_bool)]
+Fraction = Annotated[float, Field(ge=0, le=1), BeforeValidator(_not_bool)]
+ScoreValue = Annotated[float, Field(ge=-(10**9), le=10**9), BeforeValidator(_not_bool)]
 
 
 def _aliases(*names: str | AliasPath) -> AliasChoices:
@@ -40,7 +49,11 @@ def _aliases(*names: str | AliasPath) -> AliasChoices:
 
 class _EventBase(BaseModel):
     model_config = ConfigDict(
-        extra="allow", allow_inf_nan=False, populate_by_name=True, frozen=True
+        extra="allow",
+        allow_inf_nan=False,
+        coerce_numbers_to_str=True,
+        populate_by_name=True,
+        frozen=True,
     )
 
     timestamp: datetime = Field(
@@ -112,17 +125,12 @@ class LlmCall(_EventBase):
             AliasPath("usage", "output_tokens_details", "reasoning_tokens"),
         ),
     )
-    cost_usd: float | None = Field(
-        None, ge=0, le=MAX_COST_USD, validation_alias=_aliases("cost_usd", "cost")
+    cost_usd: Cost | None = Field(None, validation_alias=_aliases("cost_usd", "cost"))
+    latency_ms: Milliseconds | None = Field(
+        None, validation_alias=_aliases("latency_ms", "duration_ms")
     )
-    latency_ms: float | None = Field(
-        None, ge=0, le=MAX_LATENCY_MS, validation_alias=_aliases("latency_ms", "duration_ms")
-    )
-    latency_s: float | None = Field(
-        None,
-        ge=0,
-        le=MAX_LATENCY_MS / 1000,
-        validation_alias=_aliases("latency_s", "duration_seconds", "duration_s"),
+    latency_s: Seconds | None = Field(
+        None, validation_alias=_aliases("latency_s", "duration_seconds", "duration_s")
     )
     status: Text | None = None
     error_type: Text | None = Field(None, validation_alias=_aliases("error_type", "error.type"))
@@ -131,7 +139,7 @@ class LlmCall(_EventBase):
     session_id: Text | None = None
     agent_name: Text | None = None
     call_id: Text | None = None
-    quality_score: float | None = Field(None, ge=0, le=1)
+    quality_score: Fraction | None = None
     prompt: Any = None
     response: Any = None
 
@@ -141,7 +149,7 @@ class ScoreEvent(_EventBase):
 
     type: Literal["score"]
     name: Text
-    value: float = Field(ge=-(10**9), le=10**9)
+    value: ScoreValue
     scenario: Text | None = None
 
 
