@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
+import threading
 import time
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -23,6 +25,7 @@ class Daemon:
     def __init__(self, config: CollectorConfig) -> None:
         self.config = config
         self._stop = asyncio.Event()
+        self._tail_lock = threading.Lock()
         self._last_scan = float("-inf")
         self._last_status = (time.monotonic(), 0)
         self.ledger: Ledger | None = None
@@ -39,15 +42,7 @@ class Daemon:
             loop.add_signal_handler(sig, self.request_stop)
         scheduler = AsyncIOScheduler(timezone=self.config.timezone)
         ingest = self.config.ingest
-        scheduler.add_job(
-            self._tail_tick,
-            "interval",
-            id="tail",
-            seconds=ingest.poll_interval.total_seconds(),
-            max_instances=1,
-            coalesce=True,
-            next_run_time=_now(scheduler),
-        )
+        scheduler.add_job(self._tail_loop, id="tail", next_run_time=_now(scheduler))
         scheduler.add_job(
             self._status,
             "interval",
@@ -64,9 +59,9 @@ class Daemon:
         )
         try:
             await self._stop.wait()
+            await self._finish()
         finally:
             scheduler.shutdown(wait=False)
-            await self._finish()
 
     def request_stop(self) -> None:
         """Stop reading after the batch in hand; it is committed before exit."""
@@ -77,27 +72,30 @@ class Daemon:
     async def _finish(self) -> None:
         tailer, ledger = self.tailer, self.ledger
         assert tailer is not None and ledger is not None
-        while self._busy:
-            await asyncio.sleep(0.01)
+        # A cancelled job does not stop its thread: wait until the batch in hand is committed.
+        await asyncio.to_thread(self._tail_lock.acquire)
         tailer.close()
         ledger.close()
         self._status()
         log.info("collector stopped")
 
-    _busy = False
-
-    async def _tail_tick(self) -> None:
-        if self._stop.is_set():
-            return
-        self._busy = True
-        try:
-            await asyncio.to_thread(self._tail_once)
-        except Exception:
-            log.exception("tailing failed; retrying at the next tick")
-        finally:
-            self._busy = False
+    async def _tail_loop(self) -> None:
+        """Read, then wait ``poll_interval`` (or less, when asked to stop), until stopped."""
+        interval = self.config.ingest.poll_interval.total_seconds()
+        while not self._stop.is_set():
+            try:
+                await asyncio.to_thread(self._tail_once)
+            except Exception:
+                log.exception("tailing failed; retrying in %.1f s", interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), interval)
 
     def _tail_once(self) -> None:
+        with self._tail_lock:
+            if not self._stop.is_set():
+                self._read_sources()
+
+    def _read_sources(self) -> None:
         tailer = self.tailer
         assert tailer is not None
         now = time.monotonic()

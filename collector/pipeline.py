@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
+from collector.chunks import ChunkParser
 from collector.content import ContentPolicy
 from collector.ledger import Ledger
 from collector.parsing import LineParser
@@ -24,15 +26,24 @@ def build_tailer(
     sources: list[Source],
     *,
     on_progress: Callable[[int], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Tailer:
-    parser = LineParser(Pricer(config.pricing.overrides), ContentPolicy(config.content))
+    overrides, content = config.pricing.overrides, config.content
+    chunks = ChunkParser(
+        LineParser(Pricer(overrides), ContentPolicy(content)),
+        config.ingest.max_line_bytes,
+        overrides=overrides,
+        content=content,
+        workers=config.ingest.parse_workers,
+    )
     quarantine = QuarantineFile(config.quarantine.path, config.quarantine.keep_bytes)
     return Tailer(
         ledger,
         sources,
-        parser,
+        chunks,
         quarantine,
         max_line_bytes=config.ingest.max_line_bytes,
         rotate_wait=config.ingest.rescan_interval.total_seconds(),
         on_progress=on_progress,
+        clock=clock,
     )

@@ -15,6 +15,7 @@ import logging
 import os
 import stat
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -23,8 +24,8 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from collector.chunks import ChunkJob, ChunkParser, ParsedChunk
 from collector.ledger import Batch, Ledger, Stream
-from collector.parsing import LineParser, Rejected
 from collector.quarantine import QuarantineEntry, QuarantineFile
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ class Tailer:
         self,
         ledger: Ledger,
         sources: list[Source],
-        parser: LineParser,
+        chunks: ChunkParser,
         quarantine: QuarantineFile,
         *,
         max_line_bytes: int,
@@ -109,7 +110,7 @@ class Tailer:
     ) -> None:
         self.ledger = ledger
         self.sources = sources
-        self.parser = parser
+        self.chunks = chunks
         self.quarantine = quarantine
         self.max_line_bytes = max_line_bytes
         self.chunk_bytes = max(CHUNK_BYTES, max_line_bytes + 1)
@@ -395,34 +396,61 @@ class Tailer:
     def close(self) -> None:
         for handle in list(self._open.values()):
             self._release(handle)
+        self.chunks.close()
 
     def _drain(self, handle: _Open, tail_end: TailEnd) -> None:
-        while not self.stop_requested and self._read_chunk(handle, tail_end):
-            pass
+        """Read, parse and commit everything the file has; chunks are parsed ahead, in parallel
+        when big, and committed strictly in file order."""
+        in_flight: deque[tuple[Callable[[], ParsedChunk], int]] = deque()
+        try:
+            while not self.stop_requested and self._read_ahead(handle, tail_end, in_flight):
+                if len(in_flight) > self.chunks.workers:
+                    self._commit_next(handle, in_flight)
+        finally:
+            while in_flight:
+                self._commit_next(handle, in_flight)
         self.counts.pending_partial.pop(handle.stream.path, None)
         size = os.fstat(handle.fd).st_size
         if size > handle.stream.offset and handle.long_line is None:
             self.counts.pending_partial[handle.stream.path] = size - handle.stream.offset
 
-    def _read_chunk(self, handle: _Open, tail_end: TailEnd) -> bool:
-        """Commit the complete lines of one chunk; False when there is nothing more to take."""
+    def _read_ahead(
+        self,
+        handle: _Open,
+        tail_end: TailEnd,
+        in_flight: deque[tuple[Callable[[], ParsedChunk], int]],
+    ) -> bool:
+        """Submit the complete lines of the next chunk; False when there is nothing more."""
+        offset = in_flight[-1][1] if in_flight else handle.stream.offset
+        data = b"" if handle.long_line else os.pread(handle.fd, self.chunk_bytes, offset)
+        cut = data.rfind(b"\n")
+        if cut >= 0:
+            in_flight.append(
+                (self._submit(handle, data[:cut].split(b"\n"), offset), offset + cut + 1)
+            )
+            return True
+        while in_flight:  # what follows needs the committed offset
+            self._commit_next(handle, in_flight)
         if handle.long_line is not None:
             return self._skip_long_line(handle, tail_end)
-        offset = handle.stream.offset
-        data = os.pread(handle.fd, self.chunk_bytes, offset)
-        if not data:
-            return False
-        cut = data.rfind(b"\n")
-        if cut < 0:
-            if len(data) > self.max_line_bytes:
-                handle.long_line = _LongLine(offset, data[: self.quarantine.keep_bytes], offset)
-                return self._skip_long_line(handle, tail_end)
-            if len(data) < self.chunk_bytes and self._take_unterminated(data, tail_end):
-                self._commit(handle, data.split(b"\n"), offset, offset + len(data))
-                return False
-            return False
-        self._commit(handle, data[:cut].split(b"\n"), offset, offset + cut + 1)
-        return True
+        if len(data) > self.max_line_bytes:
+            handle.long_line = _LongLine(offset, data[: self.quarantine.keep_bytes], offset)
+            return self._skip_long_line(handle, tail_end)
+        if data and len(data) < self.chunk_bytes and self._take_unterminated(data, tail_end):
+            in_flight.append((self._submit(handle, [data], offset), offset + len(data)))
+        return False
+
+    def _submit(self, handle: _Open, lines: list[bytes], offset: int) -> Callable[[], ParsedChunk]:
+        stream = handle.stream
+        return self.chunks.submit(ChunkJob(lines, offset, handle.zone, stream.id, stream.path))
+
+    def _commit_next(
+        self, handle: _Open, in_flight: deque[tuple[Callable[[], ParsedChunk], int]]
+    ) -> None:
+        result, end = in_flight.popleft()
+        parsed = result()
+        self.quarantine.write(parsed.rejected)
+        self._store(handle, parsed.batch, end)
 
     @staticmethod
     def _take_unterminated(data: bytes, tail_end: TailEnd) -> bool:
@@ -461,39 +489,6 @@ class Tailer:
         self.quarantine.write([entry])
         self._store(handle, batch, end)
         return True
-
-    def _commit(self, handle: _Open, lines: list[bytes], offset: int, end: int) -> None:
-        batch = Batch(lines=len(lines))
-        rejected: list[QuarantineEntry] = []
-        parse = self.parser.parse
-        zone, stream_id, path = handle.zone, handle.stream.id, handle.stream.path
-        max_line = self.max_line_bytes
-        position = offset
-        for line in lines:
-            start, position = position, position + len(line) + 1
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            try:
-                if len(line) > max_line:
-                    raise Rejected(f"line longer than max_line_bytes ({max_line})")
-                parsed = parse(line, zone, stream_id)
-            except Rejected as error:
-                rejected.append(QuarantineEntry(path, start, str(error), line, len(line)))
-                continue
-            except Exception as error:  # a parser bug must not stop ingestion or lose the line
-                log.exception("unexpected error parsing %s at offset %d", path, start)
-                reason = f"unexpected error: {type(error).__name__}: {error}"
-                rejected.append(QuarantineEntry(path, start, reason, line, len(line)))
-                continue
-            if parsed.kind == "call":
-                batch.calls.append(parsed.row)
-            elif parsed.kind == "score":
-                batch.scores.append(parsed.row)
-            else:
-                batch.skipped += 1
-        batch.quarantined = len(rejected)
-        self.quarantine.write(rejected)
-        self._store(handle, batch, end)
 
     def _store(self, handle: _Open, batch: Batch, end: int) -> None:
         advanced = end - handle.stream.offset

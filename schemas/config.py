@@ -69,6 +69,9 @@ class QuarantineConfig(_Section):
 
 class IngestConfig(_Section):
     max_line_bytes: int = Field(1024 * 1024, ge=1024)
+    parse_workers: int | None = Field(
+        None, ge=0, description="Processes parsing big backlogs; default one per core, 0 = inline."
+    )
     poll_interval: Duration = Field("500ms")
     rescan_interval: Duration = Field("5s")
     status_interval: Duration = Field("60s")

@@ -10,8 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, AliasPath, BaseModel, BeforeValidator, ConfigDict, Field
-from pydantic_core import PydanticCustomError
+from pydantic import AliasChoices, AliasPath, BaseModel, ConfigDict, Field, Strict
 
 MAX_TOKENS = 10**12
 """Token counts above this are rejected as corrupt rather than summed into totals."""
@@ -24,23 +23,16 @@ ERROR_STATUSES = frozenset(
 )
 
 
-def _not_bool(value: Any) -> Any:
-    """JSON ``true``/``false`` is not a count or an amount (lax pydantic would read 1 or 0)."""
-    if isinstance(value, bool):
-        raise PydanticCustomError("number_type", "Input should be a number, not true or false")
-    return value
-
-
 # Identifiers may arrive as numbers: ``coerce_numbers_to_str`` stores them as text (not bools).
 Text = Annotated[str, Field(max_length=512)]
-# Bounds come before the validator so pydantic-core checks them (after it, they would be Python
-# calls on the ingest hot path); the messages are the same either way.
-Tokens = Annotated[int, Field(ge=0, le=MAX_TOKENS), BeforeValidator(_not_bool)]
-Cost = Annotated[float, Field(ge=0, le=MAX_COST_USD), BeforeValidator(_not_bool)]
-Milliseconds = Annotated[float, Field(ge=0, le=MAX_LATENCY_MS), BeforeValidator(_not_bool)]
-Seconds = Annotated[float, Field(ge=0, le=MAX_LATENCY_MS / 1000), BeforeValidator(_not_bool)]
-Fraction = Annotated[float, Field(ge=0, le=1), BeforeValidator(_not_bool)]
-ScoreValue = Annotated[float, Field(ge=-(10**9), le=10**9), BeforeValidator(_not_bool)]
+# Strict: JSON true/false is not a count or an amount (lax pydantic would read 1 or 0), and the
+# check stays inside pydantic-core, off the Python hot path. Strict floats still accept ints.
+Tokens = Annotated[int, Strict(), Field(ge=0, le=MAX_TOKENS)]
+Cost = Annotated[float, Strict(), Field(ge=0, le=MAX_COST_USD)]
+Milliseconds = Annotated[float, Strict(), Field(ge=0, le=MAX_LATENCY_MS)]
+Seconds = Annotated[float, Strict(), Field(ge=0, le=MAX_LATENCY_MS / 1000)]
+Fraction = Annotated[float, Strict(), Field(ge=0, le=1)]
+ScoreValue = Annotated[float, Strict(), Field(ge=-(10**9), le=10**9)]
 
 
 def _aliases(*names: str | AliasPath) -> AliasChoices:

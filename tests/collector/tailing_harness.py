@@ -7,12 +7,8 @@ from pathlib import Path
 
 import orjson
 
-from collector.content import ContentPolicy
 from collector.ledger import Ledger
-from collector.parsing import LineParser
-from collector.pipeline import configured_sources
-from collector.pricing import Pricer
-from collector.quarantine import QuarantineFile
+from collector.pipeline import build_tailer, configured_sources
 from collector.tailing import Tailer
 from schemas.config import CollectorConfig
 
@@ -89,16 +85,8 @@ def make_config(root: Path, pattern: str, start_at: str = "beginning", **ingest)
 
 
 def make_tailer(config: CollectorConfig, ledger: Ledger, clock: Clock) -> Tailer:
-    """What `collector.pipeline.build_tailer` builds, with the fake clock."""
-    return Tailer(
-        ledger,
-        configured_sources(config),
-        LineParser(Pricer(config.pricing.overrides), ContentPolicy(config.content)),
-        QuarantineFile(config.quarantine.path, config.quarantine.keep_bytes),
-        max_line_bytes=config.ingest.max_line_bytes,
-        rotate_wait=config.ingest.rescan_interval.total_seconds(),
-        clock=clock,
-    )
+    """`collector.pipeline.build_tailer` with the fake clock."""
+    return build_tailer(config, ledger, configured_sources(config), clock=clock)
 
 
 class Rig:

@@ -1,0 +1,140 @@
+"""Parsing a chunk of complete lines into a batch, inline or on the other cores.
+
+Parsing costs most of ingest's CPU time and needs nothing from the ledger, so big chunks are
+parsed by worker processes while the main process commits the previous ones. Batches are
+still committed one by one, in file order, each with the offset after its last line.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from collector.content import ContentPolicy
+from collector.ledger import Batch
+from collector.parsing import LineParser, Rejected
+from collector.pricing import Pricer
+from collector.quarantine import QuarantineEntry
+from schemas.config import ContentConfig, PriceOverride
+
+log = logging.getLogger(__name__)
+
+POOL_MIN_LINES = 2_000
+"""Chunks with fewer lines are parsed inline: a round trip to a worker would cost more."""
+
+
+@dataclass
+class ParsedChunk:
+    """The batch to commit and the rejected lines to quarantine first."""
+
+    batch: Batch
+    rejected: list[QuarantineEntry] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ChunkJob:
+    lines: list[bytes]
+    offset: int
+    zone: ZoneInfo
+    stream_id: int
+    path: str
+
+
+def parse_chunk(parser: LineParser, job: ChunkJob, max_line: int) -> ParsedChunk:
+    """Every line of the chunk becomes a row, a skip or a quarantine entry; none is lost."""
+    batch = Batch(lines=len(job.lines))
+    rejected: list[QuarantineEntry] = []
+    parse, zone, stream_id, path = parser.parse, job.zone, job.stream_id, job.path
+    calls, scores = batch.calls, batch.scores
+    position = job.offset
+    for line in job.lines:
+        start, position = position, position + len(line) + 1
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        try:
+            if len(line) > max_line:
+                raise Rejected(f"line longer than max_line_bytes ({max_line})")
+            parsed = parse(line, zone, stream_id)
+        except Rejected as error:
+            rejected.append(QuarantineEntry(path, start, str(error), line, len(line)))
+            continue
+        except Exception as error:  # a parser bug must not stop ingestion or lose the line
+            log.exception("unexpected error parsing %s at offset %d", path, start)
+            reason = f"unexpected error: {type(error).__name__}: {error}"
+            rejected.append(QuarantineEntry(path, start, reason, line, len(line)))
+            continue
+        if parsed.kind == "call":
+            calls.append(parsed.row)
+        elif parsed.kind == "score":
+            scores.append(parsed.row)
+        else:
+            batch.skipped += 1
+    batch.quarantined = len(rejected)
+    return ParsedChunk(batch, rejected)
+
+
+_worker: tuple[LineParser, int] | None = None
+
+
+def _start_worker(
+    overrides: dict[str, PriceOverride], content: ContentConfig, max_line: int
+) -> None:
+    global _worker
+    # The main process decides when to stop; a terminal's Ctrl-C must not kill a worker first.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _worker = (LineParser(Pricer(overrides), ContentPolicy(content)), max_line)
+
+
+def _parse_in_worker(job: ChunkJob) -> ParsedChunk:
+    assert _worker is not None
+    parser, max_line = _worker
+    return parse_chunk(parser, job, max_line)
+
+
+class ChunkParser:
+    """Parses chunks inline when small, on a pool of worker processes when big."""
+
+    def __init__(
+        self,
+        parser: LineParser,
+        max_line: int,
+        *,
+        overrides: dict[str, PriceOverride],
+        content: ContentConfig,
+        workers: int | None = None,
+    ) -> None:
+        self.parser = parser
+        self.max_line = max_line
+        self.workers = (os.cpu_count() or 1) if workers is None else workers
+        self._pool_args = (overrides, content, max_line)
+        self._pool: ProcessPoolExecutor | None = None
+
+    def submit(self, job: ChunkJob) -> Callable[[], ParsedChunk]:
+        """Start parsing; the returned function waits for and returns the result."""
+        if self.workers < 2 or len(job.lines) < POOL_MIN_LINES:
+            result = parse_chunk(self.parser, job, self.max_line)
+            return lambda: result
+        future: Future[ParsedChunk] = self._executor().submit(_parse_in_worker, job)
+        return future.result
+
+    def _executor(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_start_worker,
+                initargs=self._pool_args,
+            )
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
