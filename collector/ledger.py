@@ -80,6 +80,24 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX scores_ts ON scores (ts_us);
     """,
+    # v2: sinks read the ledger's own tables as their outbox: a cursor per (sink, table) is
+    # the last row acknowledged; rows past it are pending. Refused batches go aside.
+    """
+    CREATE TABLE sink_cursors (
+        name TEXT PRIMARY KEY,
+        position INTEGER NOT NULL
+    );
+    CREATE TABLE dead_letters (
+        id INTEGER PRIMARY KEY,
+        cursor TEXT NOT NULL,
+        first_position INTEGER NOT NULL,
+        last_position INTEGER NOT NULL,
+        status INTEGER,
+        message TEXT NOT NULL,
+        created_us INTEGER NOT NULL,
+        retried_us INTEGER
+    );
+    """,
 )
 
 _INSERT_CALL = (

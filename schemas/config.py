@@ -6,14 +6,25 @@ copy of every option lives in ``examples/collector.yaml`` and a test keeps the t
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from schemas.durations import Duration
+from schemas.durations import Duration, format_duration, parse_duration
 
 ENV_PREFIX = "LLM_COLLECTOR_"
 ALLOWED_DIMENSIONS = (
@@ -102,6 +113,88 @@ class ContentConfig(_Section):
         return self
 
 
+TIERS = ("raw", "1h", "1d", "1mo")
+"""Storage tiers, finest first: raw events, then hourly, daily and monthly rollups."""
+
+
+def _retention(value: Any) -> timedelta | None:
+    if value is None or value == "forever":
+        return None
+    return parse_duration(value)
+
+
+Retention = Annotated[
+    timedelta | None,
+    BeforeValidator(_retention),
+    PlainSerializer(lambda v: "forever" if v is None else format_duration(v), return_type=str),
+]
+
+
+class TiersConfig(_Section):
+    """How long each tier is kept, and how long a closed window waits for late events."""
+
+    retention: dict[str, Retention] = {"raw": "7d", "1h": "30d", "1d": "365d", "1mo": "forever"}
+    grace: Duration = Field("5m")
+
+    @field_validator("retention")
+    @classmethod
+    def _every_tier(cls, value: dict[str, timedelta | None]) -> dict[str, timedelta | None]:
+        unknown = set(value) - set(TIERS)
+        if unknown:
+            raise ValueError(
+                f"unknown tier {', '.join(sorted(unknown))}; tiers are {', '.join(TIERS)}"
+            )
+        defaults = {"raw": timedelta(days=7), "1h": timedelta(days=30), "1d": timedelta(days=365)}
+        return {tier: value.get(tier, defaults.get(tier)) for tier in TIERS}
+
+
+class InfluxBuckets(_Section):
+    """One bucket per tier; each is created with the tier's retention when missing."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    raw: str = "llm_raw"
+    hourly: str = Field("llm_1h", alias="1h")
+    daily: str = Field("llm_1d", alias="1d")
+    monthly: str = Field("llm_1mo", alias="1mo")
+
+    def for_tier(self, tier: str) -> str:
+        return {"raw": self.raw, "1h": self.hourly, "1d": self.daily, "1mo": self.monthly}[tier]
+
+
+class InfluxConfig(_Section):
+    """InfluxDB 2.x; without this section the collector runs on the ledger alone."""
+
+    url: str
+    org: str
+    token: SecretStr | None = None
+    token_file: Path | None = None
+    buckets: InfluxBuckets = InfluxBuckets()
+    batch_size: int = Field(5000, ge=1, le=100_000)
+    verify_tls: bool = True
+    timeout: Duration = Field("10s")
+    max_pending: int = Field(
+        2_000_000, ge=1000, description="Points waiting before reading pauses."
+    )
+    create_buckets: bool = True
+
+    @model_validator(mode="after")
+    def _token_source(self) -> InfluxConfig:
+        if self.token is None and self.token_file is None:
+            raise ValueError("set token (or LLM_COLLECTOR_INFLUX__TOKEN) or token_file")
+        return self
+
+    def secret_token(self) -> str:
+        """The token, read from ``token_file`` when that is how it is given."""
+        if self.token is not None:
+            return self.token.get_secret_value()
+        assert self.token_file is not None
+        try:
+            return self.token_file.read_text(encoding="utf-8").strip()
+        except OSError as error:
+            raise ValueError(f"influx.token_file {self.token_file}: {error.strerror}") from None
+
+
 class CollectorConfig(BaseSettings):
     """The whole configuration; environment variables override the YAML file."""
 
@@ -122,6 +215,8 @@ class CollectorConfig(BaseSettings):
     dimensions: list[str] = ["model", "provider", "task_type", "status"]
     pricing: PricingConfig = PricingConfig()
     content: ContentConfig = ContentConfig()
+    tiers: TiersConfig = TiersConfig()
+    influx: InfluxConfig | None = None
 
     @field_validator("dimensions")
     @classmethod
@@ -150,4 +245,4 @@ class CollectorConfig(BaseSettings):
 
     def masked(self) -> dict[str, Any]:
         """The effective configuration as plain data, secrets replaced by ``********``."""
-        return self.model_dump(mode="json")
+        return self.model_dump(mode="json", by_alias=True)
