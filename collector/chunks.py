@@ -12,7 +12,9 @@ import multiprocessing
 import os
 import signal
 from collections.abc import Callable
+from concurrent import futures
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
@@ -92,6 +94,10 @@ def _start_worker(
     _worker = (LineParser(Pricer(overrides), ContentPolicy(content)), max_line)
 
 
+def _ready() -> bool:
+    return _worker is not None
+
+
 def _parse_in_worker(job: ChunkJob) -> ParsedChunk:
     assert _worker is not None
     parser, max_line = _worker
@@ -115,16 +121,35 @@ class ChunkParser:
         self.workers = (os.cpu_count() or 1) if workers is None else workers
         self._pool_args = (overrides, content, max_line)
         self._pool: ProcessPoolExecutor | None = None
+        self._starting: list[Future[bool]] = []
 
     def submit(self, job: ChunkJob) -> Callable[[], ParsedChunk]:
         """Start parsing; the returned function waits for and returns the result."""
-        if self.workers < 2 or len(job.lines) < POOL_MIN_LINES:
+        if self.workers < 2 or len(job.lines) < POOL_MIN_LINES or not self._pool_ready():
             result = parse_chunk(self.parser, job, self.max_line)
             return lambda: result
-        future: Future[ParsedChunk] = self._executor().submit(_parse_in_worker, job)
-        return future.result
+        assert self._pool is not None
+        future: Future[ParsedChunk] = self._pool.submit(_parse_in_worker, job)
+        return lambda: self._result(future, job)
 
-    def _executor(self) -> ProcessPoolExecutor:
+    def _result(self, future: Future[ParsedChunk], job: ChunkJob) -> ParsedChunk:
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            log.warning("a parse worker died; parsing inline from now on")
+            self.workers = 0
+            return parse_chunk(self.parser, job, self.max_line)
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Start the workers now and wait until they are up (or ``timeout`` seconds)."""
+        if self.workers < 2:
+            return False
+        self._pool_ready()
+        futures.wait(self._starting, timeout=timeout)
+        return self._pool_ready()
+
+    def _pool_ready(self) -> bool:
+        """Start the workers on first need; parse inline until they are up (a second or two)."""
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
                 self.workers,
@@ -132,7 +157,8 @@ class ChunkParser:
                 initializer=_start_worker,
                 initargs=self._pool_args,
             )
-        return self._pool
+            self._starting = [self._pool.submit(_ready) for _ in range(self.workers)]
+        return all(future.done() for future in self._starting)
 
     def close(self) -> None:
         if self._pool is not None:

@@ -15,9 +15,10 @@ import yaml
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
+from collector.cli_influx import influx, wait_for_outbox
 from collector.configfile import ConfigError, load_config
 from collector.ledger import Ledger, LedgerError
-from collector.pipeline import build_tailer, configured_sources
+from collector.pipeline import build_outbox, build_tailer, configured_sources
 from collector.summary import summarize
 from collector.tailing import Source, TailEnd
 from collector.timespec import parse_time, to_us
@@ -73,8 +74,20 @@ def main(log_level: str) -> None:
 @click.option("--timezone", help="Zone of naive timestamps in PATHs [default: the config's].")
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
 @click.argument("paths", nargs=-1)
+@click.option("--no-wait", is_flag=True, help="Do not wait for the InfluxDB outbox to drain.")
+@click.option(
+    "--wait-timeout",
+    default=30.0,
+    show_default=True,
+    help="Give up waiting for InfluxDB after this many seconds without progress.",
+)
 def ingest(
-    config_path: Path | None, timezone: str | None, as_json: bool, paths: tuple[str, ...]
+    config_path: Path | None,
+    timezone: str | None,
+    as_json: bool,
+    paths: tuple[str, ...],
+    no_wait: bool,
+    wait_timeout: float,
 ) -> None:
     """Import trace files once (backfill), through the same path as the daemon.
 
@@ -88,6 +101,7 @@ def ingest(
     else:
         sources = configured_sources(config)
     ledger = _ledger(config)
+    outbox = build_outbox(config, ledger)  # before reading: its cursors start at the ledger's end
     show_progress = not as_json and err.is_terminal
     progress = Progress(
         TextColumn("ingesting"),
@@ -103,7 +117,10 @@ def ingest(
             config, ledger, sources, on_progress=lambda n: progress.advance(task, n)
         )
         tailer.scan()
-        progress.update(task, total=sum(tailer.lag_bytes().values()))
+        backlog = sum(tailer.lag_bytes().values())
+        if backlog > 16 * 1024 * 1024:
+            tailer.chunks.wait_ready(timeout=0)  # start the parse workers while reading begins
+        progress.update(task, total=backlog)
         tailer.finish_rotated()
         tailer.poll(TailEnd.IF_COMPLETE)
         tailer.finish_rotated()
@@ -126,6 +143,8 @@ def ingest(
             out.print(f"quarantined lines and reasons: {config.quarantine.path}")
     for path, size in counts.pending_partial.items():
         err.print(f"{path}: an unfinished last line ({size} bytes) is left for the next run")
+    if outbox is not None and not no_wait and wait_for_outbox(outbox, wait_timeout, show_progress):
+        sys.exit(3)
 
 
 @main.command()
@@ -203,6 +222,9 @@ def _print_summary(result: dict[str, Any], dims: list[str], title: str) -> None:
         *[f"[b]{_fmt(result['totals'][k])}[/b]" for k in shown],
     )
     out.print(table)
+
+
+main.add_command(influx)
 
 
 @main.group()

@@ -13,6 +13,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from collector.ledger import Ledger
 from collector.pipeline import build_tailer, configured_sources
+from collector.shipping import Shipper
 from collector.tailing import Tailer
 from schemas.config import CollectorConfig
 
@@ -30,6 +31,7 @@ class Daemon:
         self._last_status = (time.monotonic(), 0)
         self.ledger: Ledger | None = None
         self.tailer: Tailer | None = None
+        self.shipper: Shipper | None = None
 
     def run(self) -> None:
         asyncio.run(self.main())
@@ -43,6 +45,11 @@ class Daemon:
         scheduler = AsyncIOScheduler(timezone=self.config.timezone)
         ingest = self.config.ingest
         scheduler.add_job(self._tail_loop, id="tail", next_run_time=_now(scheduler))
+        if self.config.influx is not None:
+            self.shipper = Shipper(self.config)
+            scheduler.add_job(
+                self.shipper.run, args=(self._stop,), id="influx", next_run_time=_now(scheduler)
+            )
         scheduler.add_job(
             self._status,
             "interval",
@@ -77,6 +84,8 @@ class Daemon:
         tailer.close()
         ledger.close()
         self._status()
+        if self.shipper is not None:
+            await asyncio.to_thread(self.shipper.close)
         log.info("collector stopped")
 
     async def _tail_loop(self) -> None:
@@ -102,7 +111,8 @@ class Daemon:
         if now - self._last_scan >= self.config.ingest.rescan_interval.total_seconds():
             tailer.scan()
             self._last_scan = now
-        tailer.poll()
+        if self.shipper is None or not self.shipper.reading_paused():
+            tailer.poll()
 
     def _status(self) -> None:
         tailer = self.tailer
@@ -124,6 +134,8 @@ class Daemon:
             counts.skipped,
             rate,
         )
+        if self.shipper is not None:
+            log.info("influx: %s", self.shipper.status())
 
 
 def _now(scheduler: AsyncIOScheduler):  # noqa: ANN202 - APScheduler takes an aware datetime

@@ -8,7 +8,10 @@ from zoneinfo import ZoneInfo
 
 from collector.chunks import ChunkParser
 from collector.content import ContentPolicy
+from collector.influx import InfluxWriter
 from collector.ledger import Ledger
+from collector.lineprotocol import LineEncoder
+from collector.outbox import Outbox, raw_feeds
 from collector.parsing import LineParser
 from collector.pricing import Pricer
 from collector.quarantine import QuarantineFile
@@ -47,3 +50,13 @@ def build_tailer(
         on_progress=on_progress,
         clock=clock,
     )
+
+
+def build_outbox(config: CollectorConfig, ledger: Ledger) -> Outbox | None:
+    """The InfluxDB outbox, or None when no ``influx`` section is configured."""
+    if config.influx is None:
+        return None
+    writer = InfluxWriter(config.influx)
+    encoder = LineEncoder(config.dimensions)
+    feeds = raw_feeds(config.influx.buckets.raw, encoder, config.tiers.retention.get("raw"))
+    return Outbox(ledger, writer, feeds, batch_size=config.influx.batch_size)

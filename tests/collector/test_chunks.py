@@ -42,6 +42,7 @@ def test_pool_and_inline_parse_identically():
     inline, pooled = parser(0), parser(2)
     try:
         expected = inline.submit(job)()
+        assert pooled.wait_ready(timeout=60)
         result = pooled.submit(job)()
     finally:
         pooled.close()
@@ -52,3 +53,13 @@ def test_pool_and_inline_parse_identically():
     assert result.batch.skipped == 4
     assert result.rejected[0].offset > job.offset
     assert result.batch.events + result.batch.skipped + len(result.rejected) == len(job.lines)
+
+
+def test_chunks_are_parsed_inline_while_the_workers_start():
+    job = ChunkJob(chunk_lines(POOL_MIN_LINES), 0, ZoneInfo("UTC"), 1, "t.jsonl")
+    pooled = parser(2)
+    try:
+        first = pooled.submit(job)  # the pool starts now; this chunk does not wait for it
+        assert first().batch.lines == len(job.lines)
+    finally:
+        pooled.close()

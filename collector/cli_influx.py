@@ -1,0 +1,161 @@
+"""``llm-collector influx ...`` and the outbox wait of ``ingest``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from collector.configfile import ConfigError, load_config
+from collector.influx import InfluxWriter
+from collector.ledger import Ledger
+from collector.outbox import Outbox, dead_letters
+from collector.pipeline import build_outbox
+from collector.timespec import parse_time, to_us
+from schemas.config import CollectorConfig
+
+err = Console(stderr=True)
+out = Console()
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="YAML configuration file [default: $LLM_COLLECTOR_CONFIG, else ./collector.yaml].",
+)
+
+
+def _influx_config(path: Path | None) -> CollectorConfig:
+    try:
+        config = load_config(path)
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+    if config.influx is None:
+        raise click.ClickException("no influx section in the configuration; see README, InfluxDB")
+    return config
+
+
+def _outbox(config: CollectorConfig) -> Outbox:
+    outbox = build_outbox(config, Ledger(config.ledger.path))
+    assert outbox is not None
+    return outbox
+
+
+@click.group()
+def influx() -> None:
+    """InfluxDB: buckets, the outbox, dead letters and backfills."""
+
+
+@influx.command()
+@config_option
+@click.option(
+    "--apply-retention",
+    is_flag=True,
+    help="Also change existing buckets whose retention differs from tiers.retention.",
+)
+def setup(config_path: Path | None, apply_retention: bool) -> None:
+    """Create the tier buckets that are missing, with their retention."""
+    config = _influx_config(config_path)
+    assert config.influx is not None
+    writer = InfluxWriter(config.influx)
+    try:
+        plans = writer.plan_buckets(config.tiers.retention)
+        writer.apply_buckets(plans, apply_retention=apply_retention)
+    except Exception as error:
+        raise click.ClickException(
+            f"InfluxDB at {config.influx.url}: {str(error).splitlines()[0]}"
+            " (is it reachable, and may the token read and create buckets?)"
+        ) from None
+    finally:
+        writer.close()
+    table = Table("tier", "bucket", "retention", "state")
+    for plan in plans:
+        state = plan.action
+        if plan.action == "create":
+            state = "created"
+        elif plan.action == "retention differs":
+            state = "retention updated" if apply_retention else "retention differs (left alone)"
+        table.add_row(plan.tier, plan.bucket, str(plan.retention or "forever"), state)
+    out.print(table)
+
+
+@influx.command("dead-letters")
+@config_option
+@click.option("--retry", is_flag=True, help="Send every dead letter again.")
+def dead_letters_command(config_path: Path | None, retry: bool) -> None:
+    """List the batches InfluxDB refused for good, with its message."""
+    config = _influx_config(config_path)
+    outbox = _outbox(config)
+    if retry:
+        sent, refused = outbox.retry_dead_letters()
+        out.print(f"sent {sent} dead letter(s); {refused} refused again")
+    letters = dead_letters(outbox.ledger)
+    if not letters:
+        out.print("no dead letters")
+        return
+    table = Table("id", "feed", "rows", "status", "message")
+    for letter in letters:
+        rows = f"{letter['first_position']}..{letter['last_position']}"
+        table.add_row(
+            str(letter["id"]), letter["cursor"], rows, str(letter["status"]), letter["message"]
+        )
+    out.print(table)
+
+
+@influx.command()
+@config_option
+@click.option("--since", required=True, help="Send events from this time on (ISO 8601, -7d...).")
+def backfill(config_path: Path | None, since: str) -> None:
+    """Queue ledger events again for InfluxDB (after running without it); resending is safe:
+    a point sent twice overwrites itself."""
+    config = _influx_config(config_path)
+    try:
+        start_us = to_us(parse_time(since, ZoneInfo(config.timezone)))
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--since") from None
+    outbox = _outbox(config)
+    for feed in outbox.feeds:
+        table = "calls" if feed.name.endswith("calls") else "scores"
+        first = outbox.ledger.db.execute(
+            f"SELECT min(id) FROM {table} WHERE ts_us >= ?", (start_us,)
+        ).fetchone()[0]
+        if first is not None:
+            outbox.rewind(feed, first - 1)
+    out.print(f"queued: {sum(outbox.pending().values()):,} points pending")
+
+
+def wait_for_outbox(outbox: Outbox, timeout: float, show_progress: bool) -> int:
+    """Drain the outbox; the points still pending when no progress was made for ``timeout``."""
+    total = sum(outbox.pending().values())
+    progress = Progress(
+        TextColumn("sending to InfluxDB"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err,
+        transient=True,
+        disable=not show_progress,
+    )
+    last_progress = time.monotonic()
+    with progress:
+        task = progress.add_task("send", total=total)
+        while (pending := sum(outbox.pending().values())) > 0:
+            if outbox.drain_once():
+                last_progress = time.monotonic()
+                progress.update(task, completed=total - pending)
+                continue
+            if time.monotonic() - last_progress > timeout:
+                break
+            time.sleep(min(0.5, max(0.05, outbox.stats.retry_at - outbox.clock())))
+    if pending:
+        err.print(
+            f"[red]{pending:,} points still pending for InfluxDB[/red]"
+            f" ({outbox.stats.last_error}); they stay in the ledger and go out with the"
+            " next `llm-collector run` or `ingest`"
+        )
+    outbox.writer.close()
+    return pending

@@ -1,0 +1,270 @@
+"""The durable outbox to InfluxDB: the ledger's own tables, read past a per-feed cursor.
+
+An event is enqueued by the very transaction that stores it (its row is the queue entry), so
+nothing is lost while InfluxDB is down and nothing is written twice to the ledger. A cursor
+moves only after the server acknowledged the batch; a batch the server refuses for good is
+recorded as a dead letter and the queue goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from collector.influx import InfluxWriter, Refused, RetryLater
+from collector.ledger import Ledger
+from collector.lineprotocol import LineEncoder
+from collector.parsing import CALL_COLUMNS, SCORE_COLUMNS
+
+log = logging.getLogger(__name__)
+
+Fetch = Callable[[Ledger, int, int], list[tuple[int, str | None]]]
+"""(ledger, after position, limit) -> [(position, line or None to skip)] in position order."""
+
+
+@dataclass
+class Feed:
+    """One ledger table as a queue of points for one bucket."""
+
+    name: str
+    bucket: str
+    fetch: Fetch
+    last_position: Callable[[Ledger], int]
+
+
+@dataclass
+class Backoff:
+    """Exponential delay between failed attempts, capped; the server's Retry-After wins."""
+
+    initial: float = 1.0
+    cap: float = 60.0
+    current: float = 0.0
+
+    def next(self, retry_after: float | None) -> float:
+        self.current = min(self.cap, self.current * 2 or self.initial)
+        return retry_after if retry_after is not None else self.current
+
+    def reset(self) -> None:
+        self.current = 0.0
+
+
+@dataclass
+class OutboxStats:
+    sent_points: int = 0
+    sent_batches: int = 0
+    failed_attempts: int = 0
+    dead_letters: int = 0
+    skipped_expired: int = 0
+    last_error: str | None = None
+    retry_at: float = 0.0
+    history: list[tuple[float, int]] = field(default_factory=list)
+
+    def rate(self, now: float, window: float = 60.0) -> float:
+        """Points per second acknowledged over the last ``window`` seconds."""
+        recent = [(t, n) for t, n in self.history if now - t <= window]
+        self.history = recent
+        return sum(n for _, n in recent) / window
+
+
+class Outbox:
+    """Sends pending points feed by feed, in order, in batches; call `drain_once` repeatedly."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        writer: InfluxWriter,
+        feeds: list[Feed],
+        *,
+        batch_size: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ledger = ledger
+        self.writer = writer
+        self.feeds = feeds
+        self.batch_size = batch_size
+        self.clock = clock
+        self.backoff = Backoff()
+        self.stats = OutboxStats()
+        for feed in feeds:
+            self._ensure_cursor(feed)
+
+    def _ensure_cursor(self, feed: Feed) -> None:
+        """A new feed starts at the ledger's end: history goes out only through a backfill."""
+        with self.ledger.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO sink_cursors (name, position) VALUES (?, ?)",
+                (feed.name, feed.last_position(self.ledger)),
+            )
+
+    def cursor(self, feed: Feed) -> int:
+        row = self.ledger.db.execute(
+            "SELECT position FROM sink_cursors WHERE name = ?", (feed.name,)
+        ).fetchone()
+        return row[0]
+
+    def pending(self) -> dict[str, int]:
+        """Rows past each feed's cursor (upper bound: expired raw rows are skipped unsent)."""
+        return {f.name: max(0, f.last_position(self.ledger) - self.cursor(f)) for f in self.feeds}
+
+    def drain_once(self) -> int:
+        """Send at most one batch per feed; 0 when nothing was sent (idle or waiting)."""
+        now = self.clock()
+        if now < self.stats.retry_at:
+            return 0
+        sent = 0
+        for feed in self.feeds:
+            try:
+                sent += self._send_batch(feed)
+            except RetryLater as error:
+                delay = self.backoff.next(error.after)
+                self.stats.retry_at = now + delay
+                self.stats.failed_attempts += 1
+                self.stats.last_error = str(error)
+                log.warning("%s; retrying in %.1f s", error, delay)
+                break
+        return sent
+
+    def _send_batch(self, feed: Feed) -> int:
+        start = self.cursor(feed)
+        rows = feed.fetch(self.ledger, start, self.batch_size)
+        if not rows:
+            return 0
+        last = rows[-1][0]
+        lines = [line for _, line in rows if line is not None]
+        self.stats.skipped_expired += len(rows) - len(lines)
+        if lines:
+            try:
+                self.writer.write(feed.bucket, lines)
+            except Refused as error:
+                self._dead_letter(feed, rows[0][0], last, error)
+                return 0
+        self._advance(feed, last)
+        self.backoff.reset()
+        self.stats.retry_at = 0.0
+        self.stats.last_error = None
+        self.stats.sent_points += len(lines)
+        self.stats.sent_batches += 1
+        self.stats.history.append((self.clock(), len(lines)))
+        return len(lines)
+
+    def _advance(self, feed: Feed, position: int) -> None:
+        with self.ledger.transaction() as db:
+            db.execute("UPDATE sink_cursors SET position = ? WHERE name = ?", (position, feed.name))
+
+    def _dead_letter(self, feed: Feed, first: int, last: int, error: Refused) -> None:
+        log.error(
+            "InfluxDB refused %s rows %d..%d for good (%s); set aside as a dead letter",
+            feed.name,
+            first,
+            last,
+            error,
+        )
+        with self.ledger.transaction() as db:
+            db.execute(
+                "INSERT INTO dead_letters (cursor, first_position, last_position, status, message,"
+                " created_us) VALUES (?, ?, ?, ?, ?, ?)",
+                (feed.name, first, last, error.status, str(error), time.time_ns() // 1000),
+            )
+            db.execute("UPDATE sink_cursors SET position = ? WHERE name = ?", (last, feed.name))
+        self.stats.dead_letters += 1
+
+    def retry_dead_letters(self) -> tuple[int, int]:
+        """Send every dead letter again; (sent, still refused)."""
+        feeds = {f.name: f for f in self.feeds}
+        letters = self.ledger.db.execute(
+            "SELECT id, cursor, first_position, last_position FROM dead_letters ORDER BY id"
+        ).fetchall()
+        sent = refused = 0
+        for letter_id, name, first, last in letters:
+            feed = feeds.get(name)
+            if feed is None:
+                continue
+            rows = feed.fetch(self.ledger, first - 1, last - first + 1)
+            lines = [line for position, line in rows if line is not None and position <= last]
+            try:
+                if lines:
+                    self.writer.write(feed.bucket, lines)
+            except Refused as error:
+                refused += 1
+                with self.ledger.transaction() as db:
+                    db.execute(
+                        "UPDATE dead_letters SET message = ?, status = ?, retried_us = ?"
+                        " WHERE id = ?",
+                        (str(error), error.status, time.time_ns() // 1000, letter_id),
+                    )
+                continue
+            sent += 1
+            with self.ledger.transaction() as db:
+                db.execute("DELETE FROM dead_letters WHERE id = ?", (letter_id,))
+        return sent, refused
+
+    def rewind(self, feed: Feed, position: int) -> None:
+        """Send everything after ``position`` again (a backfill); never moves a cursor forward."""
+        with self.ledger.transaction() as db:
+            db.execute(
+                "UPDATE sink_cursors SET position = min(position, ?) WHERE name = ?",
+                (position, feed.name),
+            )
+
+
+def dead_letters(ledger: Ledger) -> list[dict[str, Any]]:
+    columns = (
+        "id",
+        "cursor",
+        "first_position",
+        "last_position",
+        "status",
+        "message",
+        "created_us",
+        "retried_us",
+    )
+    rows = ledger.db.execute(f"SELECT {', '.join(columns)} FROM dead_letters ORDER BY id")
+    return [dict(zip(columns, row, strict=True)) for row in rows]
+
+
+def _max_id(table: str) -> Callable[[Ledger], int]:
+    def last(ledger: Ledger) -> int:
+        return ledger.db.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()[0]
+
+    return last
+
+
+def raw_feeds(
+    bucket: str,
+    encoder: LineEncoder,
+    retention: timedelta | None,
+    now_us: Callable[[], int] = lambda: time.time_ns() // 1000,
+) -> list[Feed]:
+    """The ``llm_call`` and ``llm_score`` feeds into the raw bucket.
+
+    Rows older than the raw retention are skipped (InfluxDB refuses points past a bucket's
+    retention); the tiers still carry them.
+    """
+
+    def oldest_us() -> int:
+        return 0 if retention is None else now_us() - int(retention.total_seconds() * 1e6)
+
+    def fetch_calls(ledger: Ledger, after: int, limit: int) -> list[tuple[int, str | None]]:
+        cutoff = oldest_us()
+        rows = ledger.db.execute(
+            f"SELECT id, {', '.join(CALL_COLUMNS)} FROM calls WHERE id > ? ORDER BY id LIMIT ?",
+            (after, limit),
+        )
+        return [(r[0], encoder.call(r[0], r[1:]) if r[1] >= cutoff else None) for r in rows]
+
+    def fetch_scores(ledger: Ledger, after: int, limit: int) -> list[tuple[int, str | None]]:
+        cutoff = oldest_us()
+        rows = ledger.db.execute(
+            f"SELECT id, {', '.join(SCORE_COLUMNS)} FROM scores WHERE id > ? ORDER BY id LIMIT ?",
+            (after, limit),
+        )
+        return [(r[0], encoder.score(r[0], r[1:]) if r[1] >= cutoff else None) for r in rows]
+
+    return [
+        Feed("influx:calls", bucket, fetch_calls, _max_id("calls")),
+        Feed("influx:scores", bucket, fetch_scores, _max_id("scores")),
+    ]
