@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import sys
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -13,16 +15,26 @@ import click
 import orjson
 import yaml
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
-from collector.cli_influx import influx, wait_for_outbox
+from collector.cli_influx import background_drain, influx, wait_for_outbox
 from collector.configfile import ConfigError, load_config
 from collector.ledger import Ledger, LedgerError
 from collector.pipeline import build_outbox, build_tailer, configured_sources
+from collector.rollup import ROLLED_TIERS, Roller
 from collector.summary import summarize
 from collector.tailing import Source, TailEnd
 from collector.timespec import parse_time, to_us
-from schemas.config import CollectorConfig
+from collector.tiersummary import default_tier, summarize_tier
+from schemas.config import TIERS, CollectorConfig
 
 err = Console(stderr=True)
 out = Console()
@@ -101,7 +113,9 @@ def ingest(
     else:
         sources = configured_sources(config)
     ledger = _ledger(config)
-    outbox = build_outbox(config, ledger)  # before reading: its cursors start at the ledger's end
+    # Built before reading (a new feed's cursor starts at the ledger's end), on a connection of
+    # its own so that it sends while the files are read.
+    outbox = build_outbox(config, _ledger(config))
     show_progress = not as_json and err.is_terminal
     progress = Progress(
         TextColumn("ingesting"),
@@ -111,7 +125,7 @@ def ingest(
         console=err,
         transient=True,
     )
-    with progress if show_progress else nullcontext():
+    with progress if show_progress else nullcontext(), background_drain(outbox):
         task = progress.add_task("ingest", total=None)
         tailer = build_tailer(
             config, ledger, sources, on_progress=lambda n: progress.advance(task, n)
@@ -175,24 +189,105 @@ def _fmt(value: Any) -> str:
     "--by", default="", help="Comma-separated dimensions to group by, e.g. model,task_type."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print {totals, groups} as JSON.")
-def summary(config_path: Path | None, since: str, until: str, by: str, as_json: bool) -> None:
-    """Requests, tokens, cost, latency percentiles, errors and quality for a time range."""
+@click.option(
+    "--tier",
+    type=click.Choice(TIERS),
+    help="raw, 1h, 1d or 1mo [default: the finest tier whose retention reaches --since].",
+)
+def summary(
+    config_path: Path | None, since: str, until: str, by: str, as_json: bool, tier: str | None
+) -> None:
+    """Requests, tokens, cost, latency percentiles, errors and quality for a time range.
+
+    From raw events percentiles are exact; from a tier they come from the merged latency
+    sketches (1% relative accuracy), and a window counts when it starts inside the range.
+    """
     config = _config(config_path)
     zone = ZoneInfo(config.timezone)
+    now = datetime.now(UTC)
     try:
-        start, end = parse_time(since, zone), parse_time(until, zone)
+        start, end = parse_time(since, zone, now), parse_time(until, zone, now)
     except ValueError as error:
         raise click.BadParameter(str(error)) from None
     dims = [d.strip() for d in by.split(",") if d.strip()]
+    tier = tier or default_tier(config.tiers.retention, to_us(start), to_us(now))
     ledger = _ledger(config, readonly=True)
     try:
-        result = summarize(ledger.db, to_us(start), to_us(end), dims)
+        if tier == "raw":
+            result = summarize(ledger.db, to_us(start), to_us(end), dims)
+        else:
+            span = (to_us(start), to_us(end))
+            result = summarize_tier(ledger.db, tier, *span, dims, config.dimensions)
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--by") from None
     if as_json:
         click.echo(orjson.dumps(result).decode())
         return
-    _print_summary(result, dims, f"{start.isoformat()} .. {end.isoformat()}")
+    _print_summary(result, dims, f"{start.isoformat()} .. {end.isoformat()} ({tier})")
+
+
+@main.command()
+@config_option
+@click.option(
+    "--until", default="now", show_default=True, help="Roll windows ended by then: ISO 8601, -1h..."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print windows, rows, seconds per tier.")
+def rollup(config_path: Path | None, until: str, as_json: bool) -> None:
+    """Roll every pending window that has ended by --until into the 1h, 1d and 1mo tiers.
+
+    For use after a backfill: the daemon rolls on its own, once a window has ended and
+    tiers.grace has passed. Rolling again only redoes windows that received events since.
+    """
+    config = _config(config_path)
+    zone = ZoneInfo(config.timezone)
+    try:
+        end = parse_time(until, zone)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--until") from None
+    ledger = _ledger(config)
+    roller = Roller(ledger.db, zone, config.dimensions)
+    show_progress = not as_json and err.is_terminal
+    with _rollup_progress() if show_progress else nullcontext() as advance:
+        rolled = roller.roll(to_us(end), on_progress=advance)
+    ledger.close()
+    result = {
+        tier: {
+            "windows": rolled.windows[tier],
+            "rows": rolled.rows[tier],
+            "seconds": round(rolled.seconds[tier], 3),
+        }
+        for tier in ROLLED_TIERS
+    }
+    if as_json:
+        click.echo(orjson.dumps(result).decode())
+        return
+    for tier, counts in result.items():
+        out.print(
+            f"{tier}: {counts['windows']:,} windows rolled, {counts['rows']:,} rows written"
+            f" in {counts['seconds']:.1f} s"
+        )
+
+
+@contextmanager
+def _rollup_progress() -> Iterator[Progress]:
+    """A progress bar per tier on stderr; yields the `Roller.roll` progress callback."""
+    progress = Progress(
+        TextColumn("rolling {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    )
+    tasks: dict[str, TaskID] = {}
+
+    def advance(tier: str, done: int, total: int) -> None:
+        if tier not in tasks:
+            tasks[tier] = progress.add_task(tier, total=total)
+        progress.update(tasks[tier], completed=done, total=total)
+
+    with progress:
+        yield advance
 
 
 def _print_summary(result: dict[str, Any], dims: list[str], title: str) -> None:

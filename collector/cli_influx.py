@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -127,6 +130,28 @@ def backfill(config_path: Path | None, since: str) -> None:
         if first is not None:
             outbox.rewind(feed, first - 1)
     out.print(f"queued: {sum(outbox.pending().values()):,} points pending")
+
+
+@contextmanager
+def background_drain(outbox: Outbox | None) -> Iterator[None]:
+    """Send to InfluxDB on a thread while the body reads trace files."""
+    if outbox is None:
+        yield
+        return
+    done = threading.Event()
+
+    def drain() -> None:
+        while not done.is_set():
+            if not outbox.drain_once():
+                done.wait(0.2)
+
+    thread = threading.Thread(target=drain, name="influx-drain", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 def wait_for_outbox(outbox: Outbox, timeout: float, show_progress: bool) -> int:

@@ -9,6 +9,7 @@ of adding copies. Only the configured dimensions become tags.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from typing import Any
 
 from collector.parsing import CALL_COLUMNS, SCORE_COLUMNS
@@ -57,10 +58,15 @@ class LineEncoder:
         self._score_tags = [
             (d, SCORE_COLUMNS.index(d)) for d in self.dimensions if d in SCORE_COLUMNS
         ]
+        # Few distinct tag sets (that is what dimensions are for): escape each once.
+        self._call_tags = lru_cache(maxsize=65536)(self._encode_call_tags)
+
+    def _encode_call_tags(self, values: tuple[Any, ...]) -> str:
+        return _tags(zip(self.dimensions, values, strict=True))
 
     def call(self, row_id: int, row: Sequence[Any]) -> str:
         """One ``llm_call`` point from a `CALL_COLUMNS` row."""
-        tags = _tags((name, row[i]) for name, i in self._call_tag_index)
+        tags = self._call_tags(tuple([row[i] for _, i in self._call_tag_index]))
         fields = [f"{name}={row[i]}i" for name, i in self._call_ints if row[i] is not None]
         fields += [f"{name}={row[i]!r}" for name, i in self._call_floats if row[i] is not None]
         fields.append(f"error={int(row[self._status] == 'error')}i")
