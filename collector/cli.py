@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,14 +26,15 @@ from rich.progress import (
 )
 
 from collector.cli_influx import background_drain, influx, wait_for_outbox
+from collector.cli_status import status
 from collector.configfile import ConfigError, load_config
 from collector.ledger import Ledger, LedgerError
 from collector.pipeline import build_outbox, build_tailer, configured_sources
-from collector.rollup import ROLLED_TIERS, Roller
+from collector.rollup import ROLLED_TIERS, ProgressCallback, Roller
 from collector.summary import summarize
 from collector.tailing import Source, TailEnd
-from collector.timespec import parse_time, to_us
 from collector.tiersummary import default_tier, summarize_tier
+from collector.timespec import parse_time, to_us
 from schemas.config import TIERS, CollectorConfig
 
 err = Console(stderr=True)
@@ -269,7 +270,7 @@ def rollup(config_path: Path | None, until: str, as_json: bool) -> None:
 
 
 @contextmanager
-def _rollup_progress() -> Iterator[Progress]:
+def _rollup_progress() -> Iterator[ProgressCallback]:
     """A progress bar per tier on stderr; yields the `Roller.roll` progress callback."""
     progress = Progress(
         TextColumn("rolling {task.description}"),
@@ -320,6 +321,7 @@ def _print_summary(result: dict[str, Any], dims: list[str], title: str) -> None:
 
 
 main.add_command(influx)
+main.add_command(status)
 
 
 @main.group()

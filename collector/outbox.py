@@ -34,6 +34,8 @@ class Feed:
     bucket: str
     fetch: Fetch
     last_position: Callable[[Ledger], int]
+    first_time: Callable[[Ledger, int], int | None]
+    """Time (UTC µs) of the first row past a position, for the oldest-pending age."""
 
 
 @dataclass
@@ -109,6 +111,12 @@ class Outbox:
     def pending(self) -> dict[str, int]:
         """Rows past each feed's cursor (upper bound: expired raw rows are skipped unsent)."""
         return {f.name: max(0, f.last_position(self.ledger) - self.cursor(f)) for f in self.feeds}
+
+    def oldest_pending_us(self) -> int | None:
+        """Event time of the oldest row not yet acknowledged, over all feeds."""
+        times = [feed.first_time(self.ledger, self.cursor(feed)) for feed in self.feeds]
+        known = [t for t in times if t is not None]
+        return min(known) if known else None
 
     def drain_once(self) -> int:
         """Send at most one batch per feed; 0 when nothing was sent (idle or waiting)."""
@@ -226,6 +234,16 @@ def dead_letters(ledger: Ledger) -> list[dict[str, Any]]:
     return [dict(zip(columns, row, strict=True)) for row in rows]
 
 
+def _first_time(table: str) -> Callable[[Ledger, int], int | None]:
+    def first(ledger: Ledger, after: int) -> int | None:
+        row = ledger.db.execute(
+            f"SELECT ts_us FROM {table} WHERE id > ? ORDER BY id LIMIT 1", (after,)
+        ).fetchone()
+        return row[0] if row else None
+
+    return first
+
+
 def _max_id(table: str) -> Callable[[Ledger], int]:
     def last(ledger: Ledger) -> int:
         return ledger.db.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()[0]
@@ -265,6 +283,6 @@ def raw_feeds(
         return [(r[0], encoder.score(r[0], r[1:]) if r[1] >= cutoff else None) for r in rows]
 
     return [
-        Feed("influx:calls", bucket, fetch_calls, _max_id("calls")),
-        Feed("influx:scores", bucket, fetch_scores, _max_id("scores")),
+        Feed("influx:calls", bucket, fetch_calls, _max_id("calls"), _first_time("calls")),
+        Feed("influx:scores", bucket, fetch_scores, _max_id("scores"), _first_time("scores")),
     ]

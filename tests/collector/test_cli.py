@@ -101,3 +101,15 @@ def test_config_check_names_file_and_key(workdir):
     good = cli("config", "check", cwd=workdir, env={"LLM_COLLECTOR_TIMEZONE": "Europe/Berlin"})
     assert "timezone: Europe/Berlin" in good.stdout
     assert "path: state/ledger.db" in good.stdout
+
+
+def test_status_shows_lag_totals_and_no_influx(workdir):
+    cli("ingest", cwd=workdir)
+    with (workdir / "trace.jsonl").open("a") as trace:
+        trace.write('{"timestamp": "2026-11-20T00:00:00Z", "model": "gpt-4o"}\n')
+    state = json.loads(cli("status", "--json", cwd=workdir).stdout)
+    assert [f["lag_bytes"] for f in state["files"]] == [56]
+    assert state["totals"]["events"] == 4042
+    assert state["influx"] is None
+    table = cli("status", cwd=workdir).stdout
+    assert "influx: not configured" in table
