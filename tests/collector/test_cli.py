@@ -108,7 +108,7 @@ def test_status_shows_lag_totals_and_no_influx(workdir):
     with (workdir / "trace.jsonl").open("a") as trace:
         trace.write('{"timestamp": "2026-11-20T00:00:00Z", "model": "gpt-4o"}\n')
     state = json.loads(cli("status", "--json", cwd=workdir).stdout)
-    assert [f["lag_bytes"] for f in state["files"]] == [56]
+    assert [f["lag_bytes"] for f in state["files"]] == [57]
     assert state["totals"]["events"] == 4042
     assert state["influx"] is None
     table = cli("status", cwd=workdir).stdout
