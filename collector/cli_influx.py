@@ -15,7 +15,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from collector.configfile import ConfigError, load_config
-from collector.influx import InfluxWriter
 from collector.ledger import Ledger
 from collector.outbox import Outbox, dead_letters
 from collector.pipeline import build_outbox
@@ -63,6 +62,8 @@ def influx() -> None:
 )
 def setup(config_path: Path | None, apply_retention: bool) -> None:
     """Create the tier buckets that are missing, with their retention."""
+    from collector.influx import InfluxWriter
+
     config = _influx_config(config_path)
     assert config.influx is not None
     writer = InfluxWriter(config.influx)

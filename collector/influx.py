@@ -17,6 +17,7 @@ from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
 from urllib3.exceptions import HTTPError
 
+from collector.delivery import Refused, RetryLater
 from schemas.config import TIERS, InfluxConfig
 
 log = logging.getLogger(__name__)
@@ -24,22 +25,6 @@ log = logging.getLogger(__name__)
 RETRYABLE_STATUS = frozenset({401, 403, 404, 408, 425, 429, 500, 502, 503, 504})
 """Statuses that delay a batch. A refused token or a missing bucket is fixed by the operator,
 so those batches wait rather than being set aside."""
-
-
-class RetryLater(Exception):
-    """The batch was not stored; send it again after ``after`` seconds (None: own backoff)."""
-
-    def __init__(self, message: str, after: float | None = None) -> None:
-        super().__init__(message)
-        self.after = after
-
-
-class Refused(Exception):
-    """The server refused the batch for good (a 4xx such as 400 or 422): set it aside."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"HTTP {status}: {message}")
-        self.status = status
 
 
 def _server_message(error: ApiException) -> str:

@@ -13,12 +13,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from collector.influx import InfluxWriter, Refused, RetryLater
+from collector.delivery import Refused, RetryLater
 from collector.ledger import Ledger
 from collector.lineprotocol import LineEncoder
 from collector.parsing import CALL_COLUMNS, SCORE_COLUMNS
+
+if TYPE_CHECKING:
+    from collector.influx import InfluxWriter
 
 log = logging.getLogger(__name__)
 

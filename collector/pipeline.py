@@ -8,7 +8,6 @@ from zoneinfo import ZoneInfo
 
 from collector.chunks import ChunkParser
 from collector.content import ContentPolicy
-from collector.influx import InfluxWriter
 from collector.ledger import Ledger
 from collector.lineprotocol import LineEncoder
 from collector.outbox import Outbox, raw_feeds
@@ -56,6 +55,8 @@ def build_outbox(config: CollectorConfig, ledger: Ledger) -> Outbox | None:
     """The InfluxDB outbox, or None when no ``influx`` section is configured."""
     if config.influx is None:
         return None
+    from collector.influx import InfluxWriter  # influxdb-client takes a third of a second
+
     writer = InfluxWriter(config.influx)
     encoder = LineEncoder(config.dimensions)
     feeds = raw_feeds(config.influx.buckets.raw, encoder, config.tiers.retention.get("raw"))

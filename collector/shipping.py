@@ -13,12 +13,15 @@ import contextlib
 import logging
 import threading
 import time
+from typing import TYPE_CHECKING
 
-from collector.influx import InfluxWriter
 from collector.ledger import Ledger
 from collector.outbox import Outbox
 from collector.pipeline import build_outbox
 from schemas.config import CollectorConfig, InfluxConfig
+
+if TYPE_CHECKING:
+    from collector.influx import InfluxWriter
 
 log = logging.getLogger("collector.influx")
 
