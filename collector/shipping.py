@@ -41,7 +41,7 @@ class Shipper:
         assert outbox is not None
         self.outbox: Outbox = outbox
         self._pending = 0
-        self._warned = False
+        self._warned_level = 0
         self._busy = threading.Lock()
 
     @property
@@ -104,24 +104,23 @@ class Shipper:
         return sent
 
     def reading_paused(self) -> bool:
-        """True while the outbox is full; warns once as it passes 80% and again at the bound."""
-        limit = self.influx.max_pending
-        if self._pending >= limit:
-            log.warning(
-                "outbox full (%d points pending); reading paused until it drains", self._pending
-            )
-            return True
-        if self._pending >= WARN_FRACTION * limit and not self._warned:
-            log.warning(
-                "outbox %d%% full (%d of %d points); is InfluxDB reachable?",
-                100 * self._pending // limit,
-                self._pending,
-                limit,
-            )
-            self._warned = True
-        elif self._pending < WARN_FRACTION * limit:
-            self._warned = False
-        return False
+        """True while the outbox is full; warns once as it passes 80%, once as it fills."""
+        limit, pending = self.influx.max_pending, self._pending
+        level = 2 if pending >= limit else 1 if pending >= WARN_FRACTION * limit else 0
+        if level > self._warned_level:
+            if level == 2:
+                log.warning(
+                    "outbox full (%d points pending); reading paused until it drains", pending
+                )
+            else:
+                log.warning(
+                    "outbox %d%% full (%d of %d points); is InfluxDB reachable?",
+                    100 * pending // limit,
+                    pending,
+                    limit,
+                )
+        self._warned_level = level
+        return level == 2
 
     def status(self) -> str:
         stats = self.outbox.stats
