@@ -25,6 +25,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from collector.cli_alerts import rules
 from collector.cli_influx import background_drain, influx, wait_for_outbox
 from collector.cli_status import status
 from collector.configfile import ConfigError, load_config
@@ -322,6 +323,7 @@ def _print_summary(result: dict[str, Any], dims: list[str], title: str) -> None:
 
 main.add_command(influx)
 main.add_command(status)
+main.add_command(rules)
 
 
 @main.group()
