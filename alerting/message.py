@@ -1,0 +1,135 @@
+"""One notification: a group of alerts for one receiver, rendered as text, HTML and Slack."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from alerting.engine import format_value
+
+COLOURS = {"critical": "#d00000", "warning": "#f2a900", "info": "#439fe0"}
+RESOLVED_COLOUR = "#2eb67d"
+_HIDDEN = ("alertname", "severity")
+
+
+@dataclass(frozen=True)
+class Notification:
+    """What one send carries; ``alerts`` are outbox payloads, the latest per alert."""
+
+    receiver: str
+    group_key: str
+    alerts: list[dict[str, Any]]
+    external_url: str | None = None
+
+    @property
+    def firing(self) -> list[dict[str, Any]]:
+        return [a for a in self.alerts if a["status"] == "firing"]
+
+    @property
+    def status(self) -> str:
+        return "firing" if self.firing else "resolved"
+
+    @property
+    def severity(self) -> str:
+        ranks = ["critical", "warning", "info"]
+        found = [a["labels"].get("severity", "warning") for a in self.firing or self.alerts]
+        return min(found, key=lambda s: ranks.index(s) if s in ranks else len(ranks))
+
+    @property
+    def colour(self) -> str:
+        return COLOURS.get(self.severity, COLOURS["warning"]) if self.firing else RESOLVED_COLOUR
+
+    def title(self) -> str:
+        names = sorted({a["labels"]["alertname"] for a in self.alerts})
+        count = f":{len(self.firing)}" if self.firing else ""
+        return f"[{self.status.upper()}{count}] {', '.join(names)}"
+
+    def text(self) -> str:
+        lines = [self.title(), ""]
+        for alert in self.alerts:
+            lines.append(f"- {alert['status']}: {describe(alert)}")
+            lines.append(f"  labels: {label_text(alert['labels'])}")
+        if self.external_url:
+            lines += ["", self.external_url]
+        return "\n".join(lines) + "\n"
+
+    def html(self) -> str:
+        rows = "".join(
+            f"<tr><td>{html.escape(a['status'])}</td><td>{html.escape(describe(a))}</td>"
+            f"<td>{html.escape(label_text(a['labels']))}</td></tr>"
+            for a in self.alerts
+        )
+        link = (
+            f'<p><a href="{html.escape(self.external_url)}">Open the dashboard</a></p>'
+            if self.external_url
+            else ""
+        )
+        return (
+            f'<h2 style="color:{self.colour}">{html.escape(self.title())}</h2>'
+            f"<table><tr><th>status</th><th>alert</th><th>labels</th></tr>{rows}</table>{link}"
+        )
+
+    def slack(self) -> dict[str, Any]:
+        """``text`` (fallback) and a coloured attachment of Block Kit sections."""
+        blocks: list[dict[str, Any]] = [
+            {"type": "header", "text": {"type": "plain_text", "text": self.title()[:150]}}
+        ]
+        for alert in self.alerts[:20]:
+            fields = [
+                _field("Value", format_value(alert["value"])),
+                _field("Threshold", format_value(alert["threshold"])),
+                _field("Severity", alert["labels"].get("severity", "")),
+                _field("Since", _when(alert.get("starts_us"))),
+            ]
+            blocks.append(
+                {
+                    "type": "section",
+                    "text": {"type": "mrkdwn", "text": f"*{alert['status']}*: {describe(alert)}"},
+                    "fields": fields,
+                }
+            )
+            blocks.append(
+                {
+                    "type": "context",
+                    "elements": [{"type": "mrkdwn", "text": label_text(alert["labels"])}],
+                }
+            )
+        if self.external_url:
+            blocks.append(
+                {
+                    "type": "actions",
+                    "elements": [
+                        {
+                            "type": "button",
+                            "text": {"type": "plain_text", "text": "Open dashboard"},
+                            "url": self.external_url,
+                        }
+                    ],
+                }
+            )
+        return {"text": self.title(), "attachments": [{"color": self.colour, "blocks": blocks}]}
+
+
+def describe(alert: dict[str, Any]) -> str:
+    """The rule's summary, else ``alertname value (threshold)``."""
+    if alert.get("summary"):
+        return str(alert["summary"])
+    value, threshold = format_value(alert["value"]), format_value(alert["threshold"])
+    return f"{alert['labels']['alertname']} = {value} (threshold {threshold})"
+
+
+def label_text(labels: dict[str, str]) -> str:
+    shown = {k: v for k, v in labels.items() if k not in _HIDDEN}
+    return ", ".join(f"{k}={v}" for k, v in sorted(shown.items())) or "(no labels)"
+
+
+def _field(name: str, value: str) -> dict[str, str]:
+    return {"type": "mrkdwn", "text": f"*{name}*\n{value}"}
+
+
+def _when(us: int | None) -> str:
+    if us is None:
+        return "n/a"
+    return datetime.fromtimestamp(us / 1e6, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

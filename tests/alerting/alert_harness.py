@@ -1,0 +1,80 @@
+"""A ledger in a temp dir, events written at chosen times, and an engine on an injected clock."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from alerting.engine import Engine
+from alerting.outbox import Outbox
+from collector.alert_reader import LedgerReader
+from collector.ledger import Ledger
+from schemas.alerting import AlertingConfig
+from schemas.rules import RulesFile
+
+T0 = int(datetime(2026, 3, 2, 12, 0, tzinfo=UTC).timestamp() * 1_000_000)
+SECOND = 1_000_000
+MINUTE = 60 * SECOND
+
+
+def add_calls(ledger: Ledger, ts_us: int, count: int = 1, **fields) -> None:
+    """``count`` calls at ``ts_us`` (model m1, status ok unless given)."""
+    row = {"model": "m1", "status": "ok", "stream_id": 0, "price_source": 1} | fields
+    names = ["ts_us", *row]
+    sql = f"INSERT INTO calls ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+    with ledger.transaction() as db:
+        db.executemany(sql, [(ts_us, *row.values())] * count)
+
+
+def rules_of(yaml_text: str) -> RulesFile:
+    import yaml
+
+    return RulesFile.model_validate(yaml.safe_load(yaml_text))
+
+
+def engine_for(
+    path: Path, rules: RulesFile, alerting: AlertingConfig | None = None, tz: str = "UTC"
+) -> tuple[Engine, Ledger]:
+    """A fresh connection and engine on the ledger at ``path``: what a restart builds."""
+    ledger = Ledger(path)
+    config = alerting or AlertingConfig()
+    outbox = Outbox(config.route, config.silences)
+    engine = Engine(rules.rules, ledger.db, LedgerReader(ledger.db), outbox, ZoneInfo(tz))
+    return engine, ledger
+
+
+class Recorder:
+    """A receiver that records what it got; while ``down`` it refuses everything."""
+
+    def __init__(self) -> None:
+        self.got: list = []
+        self.down = False
+
+    async def send(self, notification) -> None:
+        from alerting.notifiers import NotifyError
+
+        if self.down:
+            raise NotifyError("receiver down")
+        self.got.append(
+            (
+                notification.receiver,
+                notification.status,
+                sorted(
+                    (a["labels"]["alertname"], a["labels"].get("model", ""), a["status"])
+                    for a in notification.alerts
+                ),
+            )
+        )
+
+
+def delivery_for(ledger: Ledger, notifiers: dict, retry_us: int = 30 * SECOND):
+    from alerting.delivery import Delivery
+
+    return Delivery(ledger.db, notifiers, retry_us, "http://grafana.example/d/llm")
+
+
+def deliver(delivery, now_us: int):
+    import asyncio
+
+    return asyncio.run(delivery.run_once(now_us))
