@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from collector.configfile import ConfigError, load_config
+from collector.delivery import RetryLater
 from collector.ledger import Ledger
 from collector.outbox import Outbox, dead_letters
 from collector.pipeline import build_outbox
@@ -96,7 +97,10 @@ def dead_letters_command(config_path: Path | None, retry: bool) -> None:
     config = _influx_config(config_path)
     outbox = _outbox(config)
     if retry:
-        sent, refused = outbox.retry_dead_letters()
+        try:
+            sent, refused = outbox.retry_dead_letters()
+        except RetryLater as error:  # unreachable, busy, token refused: keep them for later
+            raise click.ClickException(f"{error}; the dead letters are kept, retry later") from None
         out.print(f"sent {sent} dead letter(s); {refused} refused again")
     letters = dead_letters(outbox.ledger)
     if not letters:

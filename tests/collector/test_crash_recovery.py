@@ -222,25 +222,30 @@ def test_daemon_killed_while_the_writer_appends_then_restarted_has_every_line_on
 
     writer = _Writer(logs, total, total // 2, db_path, seed=rng.random())
     daemon = start()
-    writer.start()
-    at_kill = []
-    for _ in range(5):
-        time.sleep(rng.uniform(0.3, 1.5))
-        assert _kill_and_reap(daemon) == -signal.SIGKILL
-        at_kill.append(_check_consistent(db_path))
-        time.sleep(rng.uniform(0, 0.5))  # down for a while; the writer goes on (and may rotate)
-        daemon = start()
-    writer.join(timeout=60)
-    assert writer.error is None
-    assert not writer.is_alive()
-    assert any(0 < calls < total for calls in at_kill), at_kill
+    try:
+        writer.start()
+        at_kill = []
+        for _ in range(5):
+            time.sleep(rng.uniform(0.3, 1.5))
+            assert _kill_and_reap(daemon) == -signal.SIGKILL
+            at_kill.append(_check_consistent(db_path))
+            time.sleep(rng.uniform(0, 0.5))  # down for a while; the writer goes on (may rotate)
+            daemon = start()
+        writer.join(timeout=60)
+        assert writer.error is None
+        assert not writer.is_alive()
+        assert any(0 < calls < total for calls in at_kill), at_kill
 
-    deadline = time.monotonic() + 60
-    while _check_consistent(db_path) < total and time.monotonic() < deadline:
-        time.sleep(0.05)
-    daemon.send_signal(signal.SIGTERM)
-    assert daemon.wait(timeout=30) == 0
-    log.close()
+        deadline = time.monotonic() + 60
+        while _check_consistent(db_path) < total and time.monotonic() < deadline:
+            time.sleep(0.05)
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=30) == 0
+    finally:
+        if daemon.poll() is None:  # a failed assertion must not leave a daemon behind
+            daemon.kill()
+            daemon.wait()
+        log.close()
 
     assert _call_ids(db_path) == Counter(cid(n) for n in range(total))
     assert _check_consistent(db_path) == total

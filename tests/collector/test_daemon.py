@@ -94,8 +94,10 @@ def test_sigterm_during_a_large_backlog_commits_and_exits_fast(tmp_path):
     with (logs / "big.jsonl").open("w") as trace:
         trace.writelines(LINE.format(s=i % 60, i=i) for i in range(lines))
     process = start_daemon(tmp_path)
-    assert wait_for(lambda: len(call_ids(tmp_path)) > 0)
-    code, seconds = stop(process)
+    try:
+        assert wait_for(lambda: len(call_ids(tmp_path)) > 0)
+    finally:
+        code, seconds = stop(process)
     assert code == 0
     assert seconds < 5
     first_run = call_ids(tmp_path)
