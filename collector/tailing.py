@@ -407,7 +407,9 @@ class Tailer:
                 if len(in_flight) > self.chunks.workers:
                     self._commit_next(handle, in_flight)
         finally:
-            while in_flight:
+            # On a stop, chunks parsed ahead are dropped, not committed: the offset stays
+            # before them, so they are read again after the restart; nothing is lost.
+            while in_flight and not self.stop_requested:
                 self._commit_next(handle, in_flight)
         self.counts.pending_partial.pop(handle.stream.path, None)
         size = os.fstat(handle.fd).st_size
