@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from collector.configfile import ConfigError, load_config
+from collector.cli_common import config_option, config_or_exit
 from collector.delivery import RetryLater
 from collector.ledger import Ledger
 from collector.outbox import Outbox, dead_letters
@@ -25,19 +25,9 @@ from schemas.config import CollectorConfig
 err = Console(stderr=True)
 out = Console()
 
-config_option = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="YAML configuration file [default: $LLM_COLLECTOR_CONFIG, else ./collector.yaml].",
-)
-
 
 def _influx_config(path: Path | None) -> CollectorConfig:
-    try:
-        config = load_config(path)
-    except ConfigError as error:
-        raise click.ClickException(str(error)) from None
+    config = config_or_exit(path)
     if config.influx is None:
         raise click.ClickException("no influx section in the configuration; see README, InfluxDB")
     return config

@@ -12,7 +12,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from collector.configfile import ConfigError, load_config
+from collector.cli_common import config_or_exit
 from collector.ledger import Ledger, LedgerError
 from collector.outbox import dead_letters
 from collector.pipeline import build_outbox
@@ -63,10 +63,10 @@ def outbox_state(config: Any, ledger: Ledger) -> dict[str, Any] | None:
 @click.option("--json", "as_json", is_flag=True, help="Print the state as JSON.")
 def status(config_path: Path | None, as_json: bool) -> None:
     """Lag per trace file, totals, and the InfluxDB outbox (pending, oldest, dead letters)."""
+    config = config_or_exit(config_path)
     try:
-        config = load_config(config_path)
         ledger = Ledger(config.ledger.path, readonly=True)
-    except (ConfigError, LedgerError) as error:
+    except LedgerError as error:
         raise click.ClickException(str(error)) from None
     state = {
         "files": file_lag(ledger),

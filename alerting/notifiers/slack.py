@@ -26,9 +26,9 @@ from schemas.alerting import SlackReceiver
 
 def retry_handlers() -> list[RetryHandler]:
     return [
-        RateLimitErrorRetryHandler(max_retry=3),
-        ServerErrorRetryHandler(max_retry=2),
-        ConnectionErrorRetryHandler(max_retry=1),
+        RateLimitErrorRetryHandler(max_retry_count=3),
+        ServerErrorRetryHandler(max_retry_count=2),
+        ConnectionErrorRetryHandler(max_retry_count=1),
     ]
 
 

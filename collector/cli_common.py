@@ -1,0 +1,25 @@
+"""What every ``llm-collector`` command shares: the --config option and its loading."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from collector.configfile import ConfigError, load_config
+from schemas.config import CollectorConfig
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="YAML configuration file [default: $LLM_COLLECTOR_CONFIG, else ./collector.yaml].",
+)
+
+
+def config_or_exit(path: Path | None) -> CollectorConfig:
+    """The configuration, or a clean CLI error naming the file and the key."""
+    try:
+        return load_config(path)
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None

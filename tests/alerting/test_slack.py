@@ -1,0 +1,87 @@
+"""Slack through slack-sdk against a local server: ok, 429 + Retry-After, 500, ok: false."""
+
+import asyncio
+
+import pytest
+from fake_slack import FakeSlack
+
+from alerting.message import Notification
+from alerting.notifiers import NotifyError
+from alerting.notifiers.slack import SlackNotifier
+from schemas.alerting import SlackReceiver
+
+ALERT = {
+    "status": "firing",
+    "labels": {"alertname": "HighP95Latency", "severity": "critical", "model": "gpt-4o"},
+    "value": 2500.0,
+    "threshold": 2000.0,
+    "summary": "p95 latency 2500 ms on gpt-4o",
+    "starts_us": 1_772_452_800_000_000,
+    "ends_us": None,
+}
+
+
+def notification():
+    return Notification("oncall", "0{alertname=HighP95Latency}", [ALERT], "http://grafana/d/llm")
+
+
+def send(config):
+    asyncio.run(SlackNotifier(config).send(notification()))
+
+
+def webhook(server):
+    return SlackReceiver(webhook_url=f"{server.url}/services/T/B/X")
+
+
+def test_webhook_message_carries_colour_value_threshold_labels_link():
+    with FakeSlack() as server:
+        send(webhook(server))
+    [(_, path, body)] = server.requests
+    assert path == "/services/T/B/X"
+    assert body["text"] == "[FIRING:1] HighP95Latency"
+    [attachment] = body["attachments"]
+    assert attachment["color"] == "#d00000"
+    section = attachment["blocks"][1]
+    assert section["text"]["text"] == "*firing*: p95 latency 2500 ms on gpt-4o"
+    assert [f["text"] for f in section["fields"][:2]] == ["*Value*\n2500", "*Threshold*\n2000"]
+    assert attachment["blocks"][2]["elements"][0]["text"] == "model=gpt-4o"
+    assert attachment["blocks"][3]["elements"][0]["url"] == "http://grafana/d/llm"
+
+
+def test_429_waits_retry_after_then_arrives_once():
+    with FakeSlack([(429, {"Retry-After": "1"}, "rate_limited")]) as server:
+        send(webhook(server))
+    assert len(server.requests) == 2
+    assert server.requests[1][0] - server.requests[0][0] >= 1.0
+
+
+def test_500_is_retried():
+    with FakeSlack([(500, {}, "oops")]) as server:
+        send(webhook(server))
+    assert len(server.requests) == 2
+
+
+def test_persistent_500_raises_so_the_outbox_keeps_it():
+    with FakeSlack([(500, {}, "oops")] * 3) as server, pytest.raises(NotifyError) as info:
+        send(webhook(server))
+    assert "HTTP 500" in str(info.value)
+    assert len(server.requests) == 3
+
+
+def test_bot_token_ok_false_is_an_error():
+    answer = '{"ok": false, "error": "channel_not_found"}'
+    with FakeSlack([(200, {"Content-Type": "application/json"}, answer)]) as server:
+        config = SlackReceiver(bot_token="xoxb-1", channel="#oncall", base_url=f"{server.url}/api/")
+        with pytest.raises(NotifyError) as info:
+            send(config)
+    assert "channel_not_found" in str(info.value)
+    [(_, path, body)] = server.requests
+    assert path == "/api/chat.postMessage"
+    assert body["channel"] == "#oncall"
+
+
+def test_bot_token_ok_true_is_delivered():
+    answer = '{"ok": true, "ts": "1.2"}'
+    with FakeSlack([(200, {"Content-Type": "application/json"}, answer)]) as server:
+        send(SlackReceiver(bot_token="xoxb-1", channel="#oncall", base_url=f"{server.url}/api/"))
+    assert len(server.requests) == 1
