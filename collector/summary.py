@@ -129,7 +129,7 @@ def summarize(
         "totals": total.metrics(),
         "groups": [
             dict(zip(by, key, strict=True)) | group.metrics()
-            for key, group in sorted(groups.items(), key=lambda kv: _sort_key(kv[0]))
+            for key, group in sorted(groups.items(), key=lambda kv: group_sort_key(kv[0]))
         ]
         if by
         else [],
@@ -162,5 +162,6 @@ def _add_scores(
         total.quality_sum += value_sum
 
 
-def _sort_key(key: tuple[Any, ...]) -> tuple[tuple[bool, str], ...]:
+def group_sort_key(key: tuple[Any, ...]) -> tuple[tuple[bool, str], ...]:
+    """Groups in value order, NULL last."""
     return tuple((value is None, str(value)) for value in key)
