@@ -8,6 +8,7 @@ import logging
 import signal
 import threading
 import time
+from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -15,6 +16,7 @@ from collector.ledger import Ledger
 from collector.pipeline import build_tailer, configured_sources
 from collector.shipping import Shipper
 from collector.tailing import Tailer
+from collector.tier_jobs import RETENTION_EVERY, ROLLUP_EVERY, Clock, TierJobs
 from schemas.config import CollectorConfig
 
 log = logging.getLogger("collector.daemon")
@@ -23,8 +25,9 @@ log = logging.getLogger("collector.daemon")
 class Daemon:
     """Tails the sources into the ledger; stops cleanly on SIGTERM or SIGINT."""
 
-    def __init__(self, config: CollectorConfig) -> None:
+    def __init__(self, config: CollectorConfig, clock: Clock | None = None) -> None:
         self.config = config
+        self.clock = clock or _utc_now
         self._stop = asyncio.Event()
         self._tail_lock = threading.Lock()
         self._last_scan = float("-inf")
@@ -32,6 +35,7 @@ class Daemon:
         self.ledger: Ledger | None = None
         self.tailer: Tailer | None = None
         self.shipper: Shipper | None = None
+        self.tiers: TierJobs | None = None
 
     def run(self) -> None:
         asyncio.run(self.main())
@@ -50,6 +54,7 @@ class Daemon:
             scheduler.add_job(
                 self.shipper.run, args=(self._stop,), id="influx", next_run_time=_now(scheduler)
             )
+        self._add_tier_jobs(scheduler)
         scheduler.add_job(
             self._status,
             "interval",
@@ -70,6 +75,19 @@ class Daemon:
         finally:
             scheduler.shutdown(wait=False)
 
+    def _add_tier_jobs(self, scheduler: AsyncIOScheduler) -> None:
+        """Rollup and retention, both first at start-up to catch up on missed windows."""
+        self.tiers = TierJobs(self.config, self.clock)
+        for job, every in ((self.tiers.rollup, ROLLUP_EVERY), (self.tiers.expire, RETENTION_EVERY)):
+            scheduler.add_job(
+                job,
+                "interval",
+                seconds=every.total_seconds(),
+                next_run_time=_now(scheduler),
+                max_instances=1,
+                coalesce=True,
+            )
+
     def request_stop(self) -> None:
         """Stop reading after the batch in hand; it is committed before exit."""
         if self.tailer is not None:
@@ -86,6 +104,8 @@ class Daemon:
         self._status()
         if self.shipper is not None:
             await asyncio.to_thread(self.shipper.close)
+        if self.tiers is not None:
+            await asyncio.to_thread(self.tiers.close)
         log.info("collector stopped")
 
     async def _tail_loop(self) -> None:
@@ -138,7 +158,9 @@ class Daemon:
             log.info("influx: %s", self.shipper.status())
 
 
-def _now(scheduler: AsyncIOScheduler):  # noqa: ANN202 - APScheduler takes an aware datetime
-    from datetime import datetime
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
+
+def _now(scheduler: AsyncIOScheduler) -> datetime:
     return datetime.now(scheduler.timezone)

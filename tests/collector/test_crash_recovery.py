@@ -35,6 +35,7 @@ def _config(tmp_path, **ingest):
                 "ledger": {"path": str(tmp_path / "state" / "ledger.db")},
                 "quarantine": {"path": str(tmp_path / "state" / "quarantine.jsonl")},
                 "ingest": ingest,
+                "tiers": {"retention": {"raw": "forever"}},  # old trace: keep every raw row
             }
         ).decode()  # JSON is YAML
     )
