@@ -36,12 +36,18 @@ def _inherit(parent: Target, route: Route, route_id: str) -> Target:
         route_id=route_id,
         receiver=route.receiver if route.receiver is not None else parent.receiver,
         group_by=tuple(route.group_by) if route.group_by is not None else parent.group_by,
-        group_wait_us=_us(route.group_wait) if route.group_wait else parent.group_wait_us,
+        group_wait_us=_us(route.group_wait)
+        if route.group_wait is not None
+        else parent.group_wait_us,
         group_interval_us=(
-            _us(route.group_interval) if route.group_interval else parent.group_interval_us
+            _us(route.group_interval)
+            if route.group_interval is not None
+            else parent.group_interval_us
         ),
         repeat_interval_us=(
-            _us(route.repeat_interval) if route.repeat_interval else parent.repeat_interval_us
+            _us(route.repeat_interval)
+            if route.repeat_interval is not None
+            else parent.repeat_interval_us
         ),
         send_resolved=(
             route.send_resolved if route.send_resolved is not None else parent.send_resolved
@@ -63,7 +69,7 @@ def targets(root: RootRoute, labels: dict[str, str]) -> list[Target]:
     return _walk(root, top, labels)
 
 
-def _walk(route: Route, here: Target, labels: dict[str, str]) -> list[Target]:
+def _walk(route: RootRoute | Route, here: Target, labels: dict[str, str]) -> list[Target]:
     found: list[Target] = []
     for index, child in enumerate(route.routes):
         if all(labels.get(name) == value for name, value in child.match.items()):

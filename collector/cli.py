@@ -25,7 +25,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from collector.cli_alerts import rules
+from collector.cli_alerts import alerts, notify, rules, silence
 from collector.cli_influx import background_drain, influx, wait_for_outbox
 from collector.cli_status import status
 from collector.configfile import ConfigError, load_config
@@ -324,6 +324,9 @@ def _print_summary(result: dict[str, Any], dims: list[str], title: str) -> None:
 main.add_command(influx)
 main.add_command(status)
 main.add_command(rules)
+main.add_command(alerts)
+main.add_command(silence)
+main.add_command(notify)
 
 
 @main.group()

@@ -9,6 +9,7 @@ import signal
 import threading
 import time
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -18,6 +19,9 @@ from collector.shipping import Shipper
 from collector.tailing import Tailer
 from collector.tier_jobs import RETENTION_EVERY, ROLLUP_EVERY, Clock, TierJobs
 from schemas.config import CollectorConfig
+
+if TYPE_CHECKING:
+    from collector.alert_jobs import AlertJobs
 
 log = logging.getLogger("collector.daemon")
 
@@ -36,6 +40,7 @@ class Daemon:
         self.tailer: Tailer | None = None
         self.shipper: Shipper | None = None
         self.tiers: TierJobs | None = None
+        self.alerts: AlertJobs | None = None  # only when alerting.rules_file is set
 
     def run(self) -> None:
         asyncio.run(self.main())
@@ -54,6 +59,7 @@ class Daemon:
             scheduler.add_job(
                 self.shipper.run, args=(self._stop,), id="influx", next_run_time=_now(scheduler)
             )
+        self._add_alert_jobs(scheduler)
         self._add_tier_jobs(scheduler)
         scheduler.add_job(
             self._status,
@@ -74,6 +80,27 @@ class Daemon:
             await self._finish()
         finally:
             scheduler.shutdown(wait=False)
+
+    def _add_alert_jobs(self, scheduler: AsyncIOScheduler) -> None:
+        """Evaluation every ``evaluation_interval``, delivery every ``delivery_interval``."""
+        alerting = self.config.alerting
+        if alerting.rules_file is None:
+            return
+        from collector.alert_jobs import AlertJobs  # slack-sdk, aiosmtplib: only when used
+
+        self.alerts = AlertJobs(self.config)
+        for job, every in (
+            (self.alerts.evaluate, alerting.evaluation_interval),
+            (self.alerts.deliver, alerting.delivery_interval),
+        ):
+            scheduler.add_job(
+                job,
+                "interval",
+                seconds=every.total_seconds(),
+                next_run_time=_now(scheduler),
+                max_instances=1,
+                coalesce=True,
+            )
 
     def _add_tier_jobs(self, scheduler: AsyncIOScheduler) -> None:
         """Rollup and retention, both first at start-up to catch up on missed windows."""
@@ -106,6 +133,8 @@ class Daemon:
             await asyncio.to_thread(self.shipper.close)
         if self.tiers is not None:
             await asyncio.to_thread(self.tiers.close)
+        if self.alerts is not None:
+            self.alerts.close()
         log.info("collector stopped")
 
     async def _tail_loop(self) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
@@ -78,22 +77,28 @@ class Receiver(_Section):
         return self
 
 
-class Route(_Section):
-    """Alertmanager-style: the first matching child routes (all, with ``continue``)."""
+class _RouteSettings(_Section):
+    """Where and how alerts are sent; unset settings are inherited from the parent route."""
 
     receiver: str | None = None
-    match: dict[str, str] = {}
     group_by: list[str] | None = None
     group_wait: Duration | None = None
     group_interval: Duration | None = None
     repeat_interval: Duration | None = None
     send_resolved: bool | None = None
+
+
+class Route(_RouteSettings):
+    """A child route: alerts whose labels equal ``match``; the first match wins unless it
+    says ``continue: true``."""
+
+    match: dict[str, str] = {}
     continue_: bool = Field(False, alias="continue")
     routes: list[Route] = []
 
 
-class RootRoute(Route):
-    """The top of the route tree; its settings are the defaults children inherit."""
+class RootRoute(_RouteSettings):
+    """The top of the route tree, taking every alert; its settings are the defaults."""
 
     receiver: str | None = "console"
     group_by: list[str] | None = ["alertname"]
@@ -101,6 +106,7 @@ class RootRoute(Route):
     group_interval: Duration | None = timedelta(minutes=5)
     repeat_interval: Duration | None = timedelta(hours=4)
     send_resolved: bool | None = True
+    routes: list[Route] = []
 
 
 class Silence(_Section):
@@ -147,8 +153,5 @@ class AlertingConfig(_Section):
         raise KeyError(name)
 
 
-def _walk(route: Route) -> list[Route]:
+def _walk(route: RootRoute | Route) -> list[RootRoute | Route]:
     return [route, *(child for sub in route.routes for child in _walk(sub))]
-
-
-Kind = Literal["slack", "email", "console"]

@@ -24,6 +24,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from schemas.alerting import AlertingConfig
 from schemas.durations import Duration, format_duration, parse_duration
 
 ENV_PREFIX = "LLM_COLLECTOR_"
@@ -217,6 +218,7 @@ class CollectorConfig(BaseSettings):
     content: ContentConfig = ContentConfig()
     tiers: TiersConfig = TiersConfig()
     influx: InfluxConfig | None = None
+    alerting: AlertingConfig = AlertingConfig()
 
     @field_validator("dimensions")
     @classmethod

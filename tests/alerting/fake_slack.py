@@ -14,6 +14,7 @@ class FakeSlack:
     def __init__(self, script: list[tuple[int, dict, str]] | None = None) -> None:
         self.script = list(script or [])
         self.requests: list[tuple[float, str, dict]] = []
+        self.arrived = threading.Event()
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -25,6 +26,7 @@ class FakeSlack:
                 except ValueError:
                     body = {"form": raw}
                 owner.requests.append((time.monotonic(), self.path, body))
+                owner.arrived.set()
                 status, headers, answer = owner.script.pop(0) if owner.script else (200, {}, "ok")
                 data = answer.encode()
                 self.send_response(status)

@@ -1,0 +1,61 @@
+"""Wiring the alert engine into the daemon: evaluation and delivery jobs on their own
+ledger connections, each run in a thread (SQLite) or on the loop (notifiers)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from zoneinfo import ZoneInfo
+
+from alerting.delivery import Delivery, DeliveryReport, build_notifiers
+from alerting.engine import Engine, PassResult
+from alerting.outbox import Outbox
+from alerting.rules import load_rules
+from collector.alert_reader import LedgerReader
+from collector.ledger import Ledger
+from schemas.config import CollectorConfig
+
+log = logging.getLogger("collector.alerts")
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+class AlertJobs:
+    """The evaluation pass and the outbox drain, each on a connection of its own."""
+
+    def __init__(self, config: CollectorConfig) -> None:
+        alerting = config.alerting
+        assert alerting.rules_file is not None
+        rules = load_rules(alerting.rules_file)
+        self._eval_ledger = Ledger(config.ledger.path)
+        self._send_ledger = Ledger(config.ledger.path)
+        outbox = Outbox(alerting.route, alerting.silences)
+        self.engine = Engine(
+            rules.rules,
+            self._eval_ledger.db,
+            LedgerReader(self._eval_ledger.db),
+            outbox,
+            ZoneInfo(config.timezone),
+        )
+        self.delivery = Delivery(
+            self._send_ledger.db,
+            build_notifiers(alerting),
+            int(alerting.retry_interval.total_seconds() * 1_000_000),
+            alerting.external_url,
+        )
+        self.last_pass: PassResult | None = None
+
+    async def evaluate(self) -> None:
+        self.last_pass = await asyncio.to_thread(self.engine.evaluate, now_us())
+        if self.last_pass.errors:
+            log.error("rules failed to evaluate: %s", self.last_pass.errors)
+
+    async def deliver(self) -> DeliveryReport:
+        return await self.delivery.run_once(now_us())
+
+    def close(self) -> None:
+        self._eval_ledger.close()
+        self._send_ledger.close()
