@@ -26,9 +26,9 @@ from rich.progress import (
 )
 
 from collector.cli_alerts import alerts, notify, rules, silence
+from collector.cli_common import config_option, config_or_exit
 from collector.cli_influx import background_drain, influx, wait_for_outbox
 from collector.cli_status import status
-from collector.configfile import ConfigError, load_config
 from collector.ledger import Ledger, LedgerError
 from collector.pipeline import build_outbox, build_tailer, configured_sources
 from collector.rollup import ROLLED_TIERS, ProgressCallback, Roller
@@ -41,19 +41,6 @@ from schemas.config import TIERS, CollectorConfig
 err = Console(stderr=True)
 out = Console()
 
-config_option = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="YAML configuration file [default: $LLM_COLLECTOR_CONFIG, else ./collector.yaml].",
-)
-
-
-def _config(path: Path | None) -> CollectorConfig:
-    try:
-        return load_config(path)
-    except ConfigError as error:
-        raise click.ClickException(str(error)) from None
 
 
 def _ledger(config: CollectorConfig, *, readonly: bool = False) -> Ledger:
@@ -108,7 +95,7 @@ def ingest(
     PATHS are files or globs; without them the configured sources are read. Lines already
     in the ledger are never read twice, so running it again only adds what is new.
     """
-    config = _config(config_path)
+    config = config_or_exit(config_path)
     if paths:
         zone = ZoneInfo(timezone or (config.sources[0].timezone if config.sources else "UTC"))
         sources = [Source(path, zone) for path in paths]
@@ -169,7 +156,7 @@ def run(config_path: Path | None) -> None:
     """Run the daemon: tail the sources into the ledger until SIGTERM or SIGINT."""
     from collector.daemon import Daemon
 
-    config = _config(config_path)
+    config = config_or_exit(config_path)
     Daemon(config).run()
 
 
@@ -204,7 +191,7 @@ def summary(
     From raw events percentiles are exact; from a tier they come from the merged latency
     sketches (1% relative accuracy), and a window counts when it starts inside the range.
     """
-    config = _config(config_path)
+    config = config_or_exit(config_path)
     zone = ZoneInfo(config.timezone)
     now = datetime.now(UTC)
     try:
@@ -240,7 +227,7 @@ def rollup(config_path: Path | None, until: str, as_json: bool) -> None:
     For use after a backfill: the daemon rolls on its own, once a window has ended and
     tiers.grace has passed. Rolling again only redoes windows that received events since.
     """
-    config = _config(config_path)
+    config = config_or_exit(config_path)
     zone = ZoneInfo(config.timezone)
     try:
         end = parse_time(until, zone)
@@ -338,5 +325,5 @@ def config() -> None:
 @config_option
 def config_check(config_path: Path | None) -> None:
     """Validate the configuration and print the effective values, secrets masked."""
-    loaded = _config(config_path)
+    loaded = config_or_exit(config_path)
     click.echo(yaml.safe_dump(loaded.masked(), sort_keys=False), nl=False)
