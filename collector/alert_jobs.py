@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from zoneinfo import ZoneInfo
 
@@ -47,15 +48,26 @@ class AlertJobs:
             alerting.external_url,
         )
         self.last_pass: PassResult | None = None
+        self._busy = threading.Lock()
+        self._closed = False
 
     async def evaluate(self) -> None:
-        self.last_pass = await asyncio.to_thread(self.engine.evaluate, now_us())
-        if self.last_pass.errors:
+        self.last_pass = await asyncio.to_thread(self._evaluate)
+        if self.last_pass is not None and self.last_pass.errors:
             log.error("rules failed to evaluate: %s", self.last_pass.errors)
 
-    async def deliver(self) -> DeliveryReport:
+    def _evaluate(self) -> PassResult | None:
+        with self._busy:
+            return None if self._closed else self.engine.evaluate(now_us())
+
+    async def deliver(self) -> DeliveryReport | None:
+        if self._closed:
+            return None
         return await self.delivery.run_once(now_us())
 
     def close(self) -> None:
-        self._eval_ledger.close()
-        self._send_ledger.close()
+        """Wait for an evaluation in progress (it commits), then close both connections."""
+        with self._busy:
+            self._closed = True
+            self._eval_ledger.close()
+            self._send_ledger.close()

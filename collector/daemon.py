@@ -134,7 +134,7 @@ class Daemon:
         if self.tiers is not None:
             await asyncio.to_thread(self.tiers.close)
         if self.alerts is not None:
-            self.alerts.close()
+            await asyncio.to_thread(self.alerts.close)
         log.info("collector stopped")
 
     async def _tail_loop(self) -> None:

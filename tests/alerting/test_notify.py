@@ -171,3 +171,25 @@ def test_restart_in_every_state_neither_duplicates_nor_loses(tmp_path):
         ("oncall", "resolved", [("Errors", "m1", "resolved")]),
     ]
     assert restarted == straight
+
+
+def test_receiver_down_across_a_restart_then_up_gets_it_once(tmp_path):
+    path = tmp_path / "l.db"
+    engine, ledger = engine_for(path, rules_of(ERRORS), config())
+    oncall = Recorder()
+    oncall.down = True
+    add_calls(ledger, T0 - SECOND, 1, status="error")
+    engine.evaluate(T0)
+    assert deliver(delivery_for(ledger, {"oncall": oncall}), T0 + MINUTE).failed == {
+        "oncall": "receiver down"
+    }
+    ledger.close()
+    engine, ledger = engine_for(path, rules_of(ERRORS), config())
+    oncall.down = False
+    engine.evaluate(T0 + 2 * MINUTE)  # still firing: nothing new is queued
+    delivery = delivery_for(ledger, {"oncall": oncall})
+    assert deliver(delivery, T0 + 2 * MINUTE).sent == {"oncall": 1}
+    assert deliver(delivery, T0 + 3 * MINUTE).sent == {}
+    assert oncall.got == [("oncall", "firing", [("Errors", "m1", "firing")])]
+    row = ledger.db.execute("SELECT attempts, last_error, sent_us FROM notifications").fetchall()
+    assert row == [(2, None, T0 + 2 * MINUTE)]
