@@ -86,9 +86,14 @@ class Daemon:
         alerting = self.config.alerting
         if alerting.rules_file is None:
             return
+        from alerting.rules import RulesError
         from collector.alert_jobs import AlertJobs  # slack-sdk, aiosmtplib: only when used
 
-        self.alerts = AlertJobs(self.config)
+        try:
+            self.alerts = AlertJobs(self.config)
+        except RulesError as error:
+            log.error("%s", error)
+            raise SystemExit(2) from None
         for job, every in (
             (self.alerts.evaluate, alerting.evaluation_interval),
             (self.alerts.deliver, alerting.delivery_interval),

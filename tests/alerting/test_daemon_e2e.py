@@ -14,6 +14,11 @@ EVALUATION_INTERVAL = 1.0
 
 
 def start(tmp_path, slack_url):
+    write_config(tmp_path, slack_url)
+    return spawn(tmp_path)
+
+
+def write_config(tmp_path, slack_url):
     (tmp_path / "logs").mkdir()
     (tmp_path / "rules.yaml").write_text(
         "rules:\n  - {name: Errors, kind: threshold, metric: errors, window: 5m, op: '>',"
@@ -32,6 +37,9 @@ def start(tmp_path, slack_url):
         f"  receivers: [{{name: oncall, slack: {{webhook_url: '{slack_url}/hook'}}}}]\n"
         "  route: {receiver: oncall, group_wait: 0s}\n"
     )
+
+
+def spawn(tmp_path):
     return subprocess.Popen(
         [
             sys.executable,
@@ -74,3 +82,12 @@ def test_line_to_slack_within_the_evaluation_interval_plus_two_seconds(tmp_path)
     [(_, path, body)] = slack.requests
     assert path == "/hook"
     assert body["text"] == "[FIRING:1] Errors"
+
+
+def test_a_bad_rules_file_stops_the_daemon_with_the_message(tmp_path):
+    write_config(tmp_path, "http://127.0.0.1:9")
+    (tmp_path / "rules.yaml").write_text("rules:\n  - {name: Bad, kind: absence, windw: 1m}\n")
+    daemon = spawn(tmp_path)
+    _, stderr = daemon.communicate(timeout=30)
+    assert daemon.returncode == 2
+    assert f"{tmp_path}/rules.yaml: rule Bad: windw: unknown key" in stderr
