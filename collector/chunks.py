@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 
 POOL_MIN_LINES = 2_000
 """Chunks with fewer lines are parsed inline: a round trip to a worker would cost more."""
+POOL_AFTER_LINES = 50_000
+"""The workers start once this many lines came in big chunks: a sustained backlog, not a
+burst (starting them costs a second or two of CPU on every core)."""
 
 
 @dataclass
@@ -122,10 +125,18 @@ class ChunkParser:
         self._pool_args = (overrides, content, max_line)
         self._pool: ProcessPoolExecutor | None = None
         self._starting: list[Future[bool]] = []
+        self._backlog_lines = 0
 
     def submit(self, job: ChunkJob) -> Callable[[], ParsedChunk]:
         """Start parsing; the returned function waits for and returns the result."""
-        if self.workers < 2 or len(job.lines) < POOL_MIN_LINES or not self._pool_ready():
+        big = len(job.lines) >= POOL_MIN_LINES
+        self._backlog_lines += len(job.lines) if big else 0
+        if (
+            self.workers < 2
+            or not big
+            or (self._pool is None and self._backlog_lines < POOL_AFTER_LINES)
+            or not self._pool_ready()
+        ):
             result = parse_chunk(self.parser, job, self.max_line)
             return lambda: result
         assert self._pool is not None

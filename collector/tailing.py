@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 FINGERPRINT_BYTES = 1024
 MIN_ADOPT_FINGERPRINT = 64
-CHUNK_BYTES = 4 * 1024 * 1024
+CHUNK_BYTES = 1024 * 1024
 
 
 class TailEnd(Enum):
