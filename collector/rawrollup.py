@@ -1,9 +1,9 @@
-"""One hour window's groups from the raw ``calls`` and ``scores`` tables, in three SQL queries.
+"""One hour window's groups from the raw ``calls`` and ``scores`` tables, in two SQL queries.
 
-Sums, minima and maxima come from one GROUP BY; the latency sketch from a second that counts
-events per (group, bin key), so Python sees a few hundred bins per group, never one row per
-event. Scores follow `collector.summary`: values in 0..1 count towards quality, in the groups
-of the dimensions a score carries (`SCORE_DIMENSIONS`).
+Calls are grouped by (latency bin key, dimensions): sums, minima and maxima per bin are folded
+into their group, and the bins' counts make the latency sketch, so Python sees a few hundred
+rows per group, never one row per event. Scores follow `collector.summary`: values in 0..1
+count towards quality, in the groups of the dimensions a score carries (`SCORE_DIMENSIONS`).
 """
 
 from __future__ import annotations
@@ -33,9 +33,11 @@ _SUMS = (
     "min(latency_ms)",
     "max(latency_ms)",
     "min(quality_score)",
-    "coalesce(sum(latency_ms <= :min_positive), 0)",
 )
 _WINDOW = "ts_us >= :start AND ts_us < :end"
+
+
+_BIN_KEY = f"CASE WHEN latency_ms > :min_positive THEN {sketches.KEY_SQL} END"
 
 
 def raw_groups(
@@ -49,9 +51,7 @@ def raw_groups(
         "key_multiplier": sketches.KEY_MULTIPLIER,
     }
     dims = list(dimensions)
-    found: dict[tuple[Any, ...], Aggregate] = {}
-    zeros = _call_sums(db, dims, params, found)
-    _add_sketches(db, dims, params, found, zeros)
+    found = _calls(db, dims, params)
     _add_scores(db, dims, params, found)
     return {
         group.key: (group, aggregate)
@@ -68,44 +68,38 @@ def _select(columns: Sequence[str]) -> tuple[str, str]:
     return f"{listed}, ", f" GROUP BY {listed}"
 
 
-def _call_sums(
-    db: sqlite3.Connection,
-    dims: list[str],
-    params: dict[str, Any],
-    found: dict[tuple[Any, ...], Aggregate],
-) -> dict[tuple[Any, ...], int]:
-    select, group_by = _select(dims)
-    query = f"SELECT {select}{', '.join(_SUMS)} FROM calls WHERE {_WINDOW}{group_by}"
-    zeros = {}
-    width = len(dims)
-    for row in db.execute(query, params):
-        key, metrics = tuple(row[:width]), row[width:]
-        if metrics[0]:
-            found[key] = Aggregate(**dict(zip(METRIC_COLUMNS, metrics[:-1], strict=True)))
-            zeros[key] = metrics[-1]
-    return zeros
+def _calls(
+    db: sqlite3.Connection, dims: list[str], params: dict[str, Any]
+) -> dict[tuple[Any, ...], Aggregate]:
+    """One GROUP BY (bin key, dimensions): a single sort gives both sums and sketch bins.
 
-
-def _add_sketches(
-    db: sqlite3.Connection,
-    dims: list[str],
-    params: dict[str, Any],
-    found: dict[tuple[Any, ...], Aggregate],
-    zeros: dict[tuple[Any, ...], int],
-) -> None:
+    The bin key leads because comparing integers first makes SQLite's sort cheaper.
+    """
     select, _ = _select(dims)
     query = (
-        f"SELECT {select}{sketches.KEY_SQL} AS bin_key, count(*) FROM calls"
-        f" WHERE {_WINDOW} AND latency_ms > :min_positive"
-        f" GROUP BY {select}bin_key"
+        f"SELECT {select}{_BIN_KEY} AS bin_key, {', '.join(_SUMS)} FROM calls"
+        f" WHERE {_WINDOW} GROUP BY bin_key{''.join(f', {name}' for name in dims)}"
     )
-    bins: dict[tuple[Any, ...], list[tuple[int, int]]] = defaultdict(list)
     width = len(dims)
+    groups: dict[tuple[Any, ...], list[tuple[Any, ...]]] = defaultdict(list)
     for row in db.execute(query, params):
-        bins[tuple(row[:width])].append((row[width], row[width + 1]))
-    for key, aggregate in found.items():
-        if aggregate.latency_count:
-            aggregate.sketch = sketches.from_bins(zeros[key], bins.get(key, ()))
+        groups[row[:width]].append(row[width:])
+    return {key: _aggregate(rows) for key, rows in groups.items()}
+
+
+def _aggregate(rows: list[tuple[Any, ...]]) -> Aggregate:
+    """Fold one group's rows (bin key, then the `_SUMS` of that bin) column by column."""
+    bin_keys, *columns = zip(*rows, strict=True)
+    values = [sum(columns[i]) for i in range(12)]
+    values.append(min((v for v in columns[12] if v is not None), default=None))
+    values.append(max((v for v in columns[13] if v is not None), default=None))
+    values.append(min((v for v in columns[14] if v is not None), default=None))
+    aggregate = Aggregate(**dict(zip(METRIC_COLUMNS, values, strict=True)))
+    if aggregate.latency_count:
+        bins = list(zip(bin_keys, columns[8], strict=True))  # latency_count: calls in the bin
+        zeros = sum(n for key, n in bins if key is None)  # latencies without a bin are zeros
+        aggregate.sketch = sketches.from_bins(zeros, [b for b in bins if b[0] is not None])
+    return aggregate
 
 
 def _add_scores(

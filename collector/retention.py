@@ -5,7 +5,8 @@ every pending window up to the cut-off, then deletes the rows, then *seals* the 
 them (``tier_state.sealed_before_us``): raw rows are deleted only once their windows are
 rolled, and a late event for a sealed window is added to it instead of recomputing it from
 rows that are gone. A tier is kept at least as long as the tier it is rolled from, whatever
-its own retention says, so no window is ever recomputed from part of its sources.
+its own retention says, so no window is ever recomputed from part of its sources. A roll
+stopped inside that transaction (`RollStopped`) rolls it all back: nothing is deleted.
 """
 
 from __future__ import annotations

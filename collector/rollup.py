@@ -64,14 +64,23 @@ class Rolled:
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(ROLLED_TIERS, 0.0))
 
 
+class RollStopped(Exception):
+    """`Roller.stop_requested` was set: the windows rolled so far are committed."""
+
+
 class Roller:
-    """Rolls a ledger's pending windows, grouped by ``dimensions``, in ``zone``'s calendar."""
+    """Rolls a ledger's pending windows, grouped by ``dimensions``, in ``zone``'s calendar.
+
+    Setting ``stop_requested`` (from any thread) makes `roll` raise `RollStopped` before its
+    next window, so a shutdown never waits for a long catch-up.
+    """
 
     def __init__(self, db: sqlite3.Connection, zone: ZoneInfo, dimensions: Sequence[str]) -> None:
         ensure_math_functions(db)
         self.db = db
         self.calendar = Calendar(zone)
         self.dimensions = tuple(dimensions)
+        self.stop_requested = False
 
     def roll(self, until_us: int, on_progress: ProgressCallback | None = None) -> Rolled:
         """Roll every pending window that ends at or before ``until_us``, finest tier first."""
@@ -90,6 +99,7 @@ class Roller:
     ) -> None:
         marks = [h for (h,) in self.db.execute("SELECT hour FROM rollup_pending ORDER BY hour")]
         for done, hour in enumerate(marks, start=1):
+            self._check_stop()
             windows = self.calendar.hours_of_utc_hour(hour)
             if windows[-1].end_us > until_us:
                 break
@@ -112,6 +122,7 @@ class Roller:
             )
         ]
         for done, start in enumerate(starts, start=1):
+            self._check_stop()
             window = self.calendar.window(tier, start)
             if window.end_us > until_us:
                 break
@@ -125,6 +136,10 @@ class Roller:
             rolled.windows[tier] += 1
             if on_progress:
                 on_progress(tier, done, len(starts))
+
+    def _check_stop(self) -> None:
+        if self.stop_requested:
+            raise RollStopped
 
     def _sources_pending(self, window: Window) -> bool:
         """Whether a window below this one still waits (a mark made since this roll began)."""

@@ -13,7 +13,7 @@ import sqlite3
 import struct
 import sys
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from ddsketch.ddsketch import BaseDDSketch
 from ddsketch.mapping import LogarithmicMapping
@@ -49,9 +49,25 @@ def empty() -> BaseDDSketch:
 
 def from_bins(zero_count: int, bins: Iterable[tuple[int, int]]) -> BaseDDSketch:
     """A sketch of ``zero_count`` zeros and ``count`` values in each ``(key, count)`` bin."""
+    pairs = list(bins)
+    if not pairs:
+        return _sketch(zero_count, 0, [])
+    first = min(key for key, _ in pairs)
+    counts = [0] * (max(key for key, _ in pairs) - first + 1)
+    for key, count in pairs:
+        counts[key - first] += count
+    return _sketch(zero_count, first, counts)
+
+
+def _sketch(zero_count: int, first: int, counts: Sequence[int]) -> BaseDDSketch:
+    """Fill the dense store's documented attributes at once (``store.add`` per bin would
+    re-check the range each time); ``counts`` runs from ``first`` to the last non-empty key."""
     store = DenseStore()
-    for key, count in bins:
-        store.add(key, count)
+    if counts:
+        store.bins = [float(count) for count in counts]
+        store.offset = store.min_key = first
+        store.max_key = first + len(counts) - 1
+        store.count = float(sum(counts))
     return BaseDDSketch(LogarithmicMapping(RELATIVE_ACCURACY), store, DenseStore(), zero_count)
 
 
@@ -76,7 +92,7 @@ def decode(data: bytes) -> BaseDDSketch:
     counts = array(_WIDTHS[width], data[_HEADER.size :])
     if sys.byteorder == "big":
         counts.byteswap()
-    return from_bins(zero_count, ((first + i, c) for i, c in enumerate(counts) if c))
+    return _sketch(zero_count, first, counts)
 
 
 def quantiles(

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from collector.ledger import Ledger
 from collector.retention import Retention
-from collector.rollup import Roller
+from collector.rollup import Roller, RollStopped
 from collector.timespec import to_us
 from schemas.config import CollectorConfig
 
@@ -50,14 +50,19 @@ class TierJobs:
         await asyncio.to_thread(self._locked, self._expire)
 
     def close(self) -> None:
-        """Wait for a running job, then close the connection."""
+        """Stop a running job at its next window (what it rolled stays), close the connection."""
+        self.roller.stop_requested = True
         with self._lock:
             self.ledger.close()
 
     def _locked(self, job: Callable[[], None]) -> None:
         with self._lock:
+            if self.roller.stop_requested:
+                return
             try:
                 job()
+            except RollStopped:
+                log.info("%s stopped for shutdown; it goes on at the next start", job.__name__)
             except Exception:
                 log.exception("%s failed; it runs again at its next interval", job.__name__)
 

@@ -1,5 +1,8 @@
 """Tier rows in the ledger's ``rollups`` table: one per (tier, window, group), with its sketch.
 
+A window is ``window_start_us`` .. ``window_end_us`` (UTC microseconds). A group is
+``group_key``, the JSON object of the grouped dimensions in config order; every dimension of
+`ALLOWED_DIMENSIONS` also has its column, NULL when not grouped (or when the value is null).
 Every write of a row stamps it with ``seq`` from the ledger-wide ``sequences`` counter
 ('rollups'), taken inside the writing transaction: a row committed later always has a higher
 ``seq``, so a sink that has sent every row up to ``seq`` N only ever needs the rows past N.
@@ -78,7 +81,7 @@ class Aggregate:
         for name in SUMS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for name in MINIMA:
-            setattr(self, name, _least(getattr(self, name), getattr(other, name)))
+            setattr(self, name, least(getattr(self, name), getattr(other, name)))
         if self.latency_max is None or (
             other.latency_max is not None and other.latency_max > self.latency_max
         ):
@@ -88,10 +91,10 @@ class Aggregate:
                 self.sketch = sketches.empty()
             self.sketch.merge(other.sketch)
 
-    def add_quality(self, count: int, total: float, least: float | None) -> None:
+    def add_quality(self, count: int, total: float, lowest: float | None) -> None:
         self.quality_count += count
         self.quality_sum += total
-        self.quality_min = _least(self.quality_min, least)
+        self.quality_min = least(self.quality_min, lowest)
 
     def percentiles(self) -> dict[int, float | None]:
         if self.sketch is None:
@@ -99,7 +102,8 @@ class Aggregate:
         return sketches.quantiles(self.sketch, self.latency_min, self.latency_max)
 
 
-def _least(a: float | None, b: float | None) -> float | None:
+def least(a: float | None, b: float | None) -> float | None:
+    """The smaller of two optional values."""
     if a is None:
         return b
     return a if b is None else min(a, b)

@@ -5,9 +5,10 @@ import sqlite3
 from zoneinfo import ZoneInfo
 
 import pytest
-from rollup_harness import BERLIN, Tiers, call, score, us
+from rollup_harness import BERLIN, FAR, Tiers, call, score, us
 
 from collector.ledger import MIGRATIONS, Ledger
+from collector.rollup import RollStopped
 from collector.tiers import tier_rows_after
 from collector.windows import HOUR_US, Calendar
 
@@ -206,3 +207,17 @@ def test_upgrading_a_v2_ledger_marks_its_events_pending(tmp_path):
     marks = [h for (h,) in ledger.db.execute("SELECT hour FROM rollup_pending ORDER BY hour")]
     assert marks == [-1, 0, H10 // HOUR_US]
     ledger.close()
+
+
+def test_a_stop_request_ends_a_roll_between_windows(tiers):
+    tiers.add([call(H10 + h * HOUR_US) for h in range(5)])
+
+    def stop_after_two(tier, done, total):
+        tiers.roller.stop_requested = done == 2
+
+    with pytest.raises(RollStopped):
+        tiers.roller.roll(FAR, on_progress=stop_after_two)
+    assert [r["window_start_us"] for r in tiers.rows("1h")] == [H10, H10 + HOUR_US]
+    tiers.roller.stop_requested = False
+    assert tiers.roll().windows == {"1h": 3, "1d": 1, "1mo": 1}
+    assert tiers.totals("1mo") == 5

@@ -4,6 +4,7 @@ rows outlive their retention until rolled, and late events for sealed windows co
 import pytest
 from rollup_harness import BERLIN, Tiers, call, score, us
 
+from collector.rollup import RollStopped
 from collector.windows import HOUR_US
 
 NOW = us(2026, 6, 15, 12)
@@ -150,4 +151,15 @@ def test_sixty_days_backfilled_at_once_fill_every_tier(tmp_path):
         [t for t in stamps if hour_cut <= t < NOW - HOUR_US]
     )
     assert tiers.raw_count() == len([t for t in stamps if t >= NOW - 7 * DAY])
+    tiers.close()
+
+
+def test_a_stop_inside_retention_rolls_back_and_deletes_nothing(tmp_path):
+    tiers = Tiers(tmp_path, retention=SHORT)
+    tiers.add([call(ts) for ts in every(1, 10)])
+    tiers.roller.stop_requested = True
+    with pytest.raises(RollStopped):
+        tiers.retention.expire(NOW)
+    assert tiers.raw_count() == 240
+    assert tiers.db.execute("SELECT count(*) FROM tier_state").fetchone() == (0,)
     tiers.close()
