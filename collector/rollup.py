@@ -14,18 +14,22 @@ rows still present arrived later: they are added to the window's rows and delete
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import chain
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from collector.rawrollup import consume_raw, raw_groups
 from collector.sketch import ensure_math_functions
 from collector.tiers import Aggregate, Group, merge_rows, read_window_rows, write_window
 from collector.windows import HOUR_US, PARENT, Calendar, Window
+
+log = logging.getLogger("collector.rollup")
 
 SOURCE = {"1h": "raw", "1d": "1h", "1mo": "1d"}
 ROLLED_TIERS = ("1h", "1d", "1mo")
@@ -100,13 +104,18 @@ class Roller:
         marks = [h for (h,) in self.db.execute("SELECT hour FROM rollup_pending ORDER BY hour")]
         for done, hour in enumerate(marks, start=1):
             self._check_stop()
-            windows = self.calendar.hours_of_utc_hour(hour)
-            if windows[-1].end_us > until_us:
-                break
-            with atomic(self.db):
-                for window in windows:
-                    rolled.rows["1h"] += self._roll_window(window)
-                self.db.execute("DELETE FROM rollup_pending WHERE hour = ?", (hour,))
+            unmark = ("DELETE FROM rollup_pending WHERE hour = ?", (hour,))
+            try:
+                windows = self.calendar.hours_of_utc_hour(hour)
+                if windows[-1].end_us > until_us:
+                    break
+                with atomic(self.db):
+                    for window in windows:
+                        rolled.rows["1h"] += self._roll_window(window)
+                    self.db.execute(*unmark)
+            except OverflowError:
+                self._give_up(unmark, hour * HOUR_US)
+                continue
             rolled.windows["1h"] += len(windows)
             if on_progress:
                 on_progress("1h", done, len(marks))
@@ -123,19 +132,36 @@ class Roller:
         ]
         for done, start in enumerate(starts, start=1):
             self._check_stop()
-            window = self.calendar.window(tier, start)
-            if window.end_us > until_us:
-                break
-            with atomic(self.db):
-                if self._sources_pending(window):
-                    continue
-                rolled.rows[tier] += self._roll_window(window)
-                self.db.execute(
-                    "DELETE FROM rollup_dirty WHERE tier = ? AND window_start_us = ?", (tier, start)
-                )
+            unmark = (
+                "DELETE FROM rollup_dirty WHERE tier = ? AND window_start_us = ?",
+                (tier, start),
+            )
+            try:
+                window = self.calendar.window(tier, start)
+                if window.end_us > until_us:
+                    break
+                with atomic(self.db):
+                    if self._sources_pending(window):
+                        continue
+                    rolled.rows[tier] += self._roll_window(window)
+                    self.db.execute(*unmark)
+            except OverflowError:
+                self._give_up(unmark, start)
+                continue
             rolled.windows[tier] += 1
             if on_progress:
                 on_progress(tier, done, len(starts))
+
+    def _give_up(self, unmark: tuple[str, tuple[Any, ...]], ts_us: int) -> None:
+        """Drop the mark of a window the calendar cannot hold (next to year 1 or 9999)."""
+        with atomic(self.db):
+            self.db.execute(*unmark)
+        log.warning(
+            "events at %d µs since 1970 lie at the end of the calendar (years 1 to 9999 in %s):"
+            " they are left out of the tiers",
+            ts_us,
+            self.calendar.zone.key,
+        )
 
     def _check_stop(self) -> None:
         if self.stop_requested:

@@ -209,8 +209,8 @@ def tier_rows_after(
 
     Each is ``{"tier", "seq", "window_start_us", "window_end_us", "dimensions": {grouped
     dimension: value}, "metrics": {name: int | float | None}, "sketch": bytes | None}``; the
-    metrics are count, errors, the token sums, cost_usd (sum of the priced calls), unpriced,
-    latency_mean/min/max/p50/p90/p95/p99 (ms) and quality_count/mean/min.
+    metrics are count, errors, error_rate, the token sums, cost_usd (sum of the priced calls),
+    unpriced, latency_mean/min/max/p50/p90/p95/p99 (ms) and quality_count/mean/min.
     """
     rows = db.execute(
         "SELECT seq, window_start_us, window_end_us, group_key, latency_p50, latency_p90,"
@@ -233,6 +233,7 @@ def _export(tier: str, row: tuple[Any, ...]) -> dict[str, Any]:
         "metrics": {
             "count": m["requests"],
             "errors": m["errors"],
+            "error_rate": _mean(m["errors"], m["requests"]),
             "input_tokens": m["input_tokens"],
             "output_tokens": m["output_tokens"],
             "total_tokens": m["total_tokens"],

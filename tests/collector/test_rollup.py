@@ -178,7 +178,7 @@ def test_tier_rows_after_pages_by_seq(tiers):
         H10,
         H10 + HOUR_US,
     )
-    assert row["metrics"]["count"] == 1
+    assert (row["metrics"]["count"], row["metrics"]["error_rate"]) == (1, 0.0)
     assert row["metrics"]["cost_usd"] == 0.5
     assert row["metrics"]["unpriced"] == 0
     assert row["metrics"]["latency_mean"] == 10.0
@@ -221,3 +221,16 @@ def test_a_stop_request_ends_a_roll_between_windows(tiers):
     tiers.roller.stop_requested = False
     assert tiers.roll().windows == {"1h": 3, "1d": 1, "1mo": 1}
     assert tiers.totals("1mo") == 5
+
+
+@pytest.mark.parametrize("zone", ["Europe/Berlin", "America/New_York", "UTC"])
+def test_events_at_the_ends_of_the_calendar_do_not_block_the_rest(tmp_path, zone, caplog):
+    tiers = Tiers(tmp_path, zone=ZoneInfo(zone))
+    first, last = us(1, 1, 1), us(9999, 12, 31, 23, 59)
+    tiers.add([call(first), call(H10), call(last)])
+    tiers.roll(last + HOUR_US)
+    assert [r["requests"] for r in tiers.rows("1h") if r["window_start_us"] == H10] == [1]
+    assert tiers.db.execute("SELECT count(*) FROM rollup_pending").fetchone() == (0,)
+    assert tiers.raw_count() == 3
+    assert "they are left out of the tiers" in caplog.text
+    tiers.close()
