@@ -6,7 +6,6 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -40,7 +39,6 @@ from schemas.config import TIERS, CollectorConfig
 
 err = Console(stderr=True)
 out = Console()
-
 
 
 def _ledger(config: CollectorConfig, *, readonly: bool = False) -> Ledger:
@@ -181,7 +179,7 @@ def _fmt(value: Any) -> str:
 @click.option(
     "--tier",
     type=click.Choice(TIERS),
-    help="raw, 1h, 1d or 1mo [default: the finest tier whose retention reaches --since].",
+    help="raw, 1h, 1d or 1mo [default: the finest tier that still holds --since].",
 )
 def summary(
     config_path: Path | None, since: str, until: str, by: str, as_json: bool, tier: str | None
@@ -193,14 +191,13 @@ def summary(
     """
     config = config_or_exit(config_path)
     zone = ZoneInfo(config.timezone)
-    now = datetime.now(UTC)
     try:
-        start, end = parse_time(since, zone, now), parse_time(until, zone, now)
+        start, end = parse_time(since, zone), parse_time(until, zone)
     except ValueError as error:
         raise click.BadParameter(str(error)) from None
     dims = [d.strip() for d in by.split(",") if d.strip()]
-    tier = tier or default_tier(config.tiers.retention, to_us(start), to_us(now))
     ledger = _ledger(config, readonly=True)
+    tier = tier or default_tier(ledger.db, to_us(start))
     try:
         if tier == "raw":
             result = summarize(ledger.db, to_us(start), to_us(end), dims)

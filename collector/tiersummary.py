@@ -8,22 +8,21 @@ averaging the windows' percentiles.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from collections.abc import Sequence
 from typing import Any
 
+from collector.rollup import sealed_before
 from collector.summary import METRIC_KEYS, check_dimensions, group_sort_key
 from collector.tiers import METRIC_COLUMNS, Aggregate, aggregate_from_row
-from schemas.config import TIERS
 
 
-def default_tier(retention: Mapping[str, timedelta | None], since_us: int, now_us: int) -> str:
-    """The finest tier whose retention still reaches back to ``since``."""
-    for tier in TIERS:
-        keep = retention.get(tier)
-        if keep is None or since_us >= now_us - keep // timedelta(microseconds=1):
+def default_tier(db: sqlite3.Connection, since_us: int) -> str:
+    """The finest tier that still holds ``since``: retention has not deleted it there yet."""
+    for tier, above in (("raw", "1h"), ("1h", "1d"), ("1d", "1mo")):
+        deleted_before = sealed_before(db, above)
+        if deleted_before is None or since_us >= deleted_before:
             return tier
-    return TIERS[-1]
+    return "1mo"
 
 
 def summarize_tier(

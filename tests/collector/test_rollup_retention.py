@@ -2,9 +2,11 @@
 rows outlive their retention until rolled, and late events for sealed windows count once."""
 
 import pytest
-from rollup_harness import BERLIN, Tiers, call, score, us
+from rollup_harness import BERLIN, DIMS, Tiers, call, score, us
 
 from collector.rollup import RollStopped
+from collector.summary import summarize
+from collector.tiersummary import default_tier, summarize_tier
 from collector.windows import HOUR_US
 
 NOW = us(2026, 6, 15, 12)
@@ -163,3 +165,21 @@ def test_a_stop_inside_retention_rolls_back_and_deletes_nothing(tmp_path):
     assert tiers.raw_count() == 240
     assert tiers.db.execute("SELECT count(*) FROM tier_state").fetchone() == (0,)
     tiers.close()
+
+
+def test_summary_defaults_to_the_finest_tier_still_holding_since(history):
+    history.retention.expire(NOW)
+    cases = [
+        (RAW_CUT, "raw"),
+        (RAW_CUT - 1, "1h"),
+        (HOUR_CUT, "1h"),
+        (HOUR_CUT - 1, "1d"),
+        (DAY_CUT, "1d"),
+        (DAY_CUT - 1, "1mo"),
+    ]
+    assert [default_tier(history.db, since) for since, _ in cases] == [t for _, t in cases]
+    span = (HOUR_CUT, NOW)
+    raw = summarize(history.db, *span, [])["totals"]
+    hourly = summarize_tier(history.db, "1h", *span, [], DIMS)["totals"]
+    assert hourly["requests"] == len([t for t in history.stamps if HOUR_CUT <= t < NOW - GRACE])
+    assert raw["requests"] == len([t for t in history.stamps if t >= RAW_CUT])
