@@ -103,7 +103,7 @@ class Roller:
     ) -> None:
         marks = [h for (h,) in self.db.execute("SELECT hour FROM rollup_pending ORDER BY hour")]
         for done, hour in enumerate(marks, start=1):
-            self._check_stop()
+            self.check_stop()
             unmark = ("DELETE FROM rollup_pending WHERE hour = ?", (hour,))
             try:
                 windows = self.calendar.hours_of_utc_hour(hour)
@@ -131,7 +131,7 @@ class Roller:
             )
         ]
         for done, start in enumerate(starts, start=1):
-            self._check_stop()
+            self.check_stop()
             unmark = (
                 "DELETE FROM rollup_dirty WHERE tier = ? AND window_start_us = ?",
                 (tier, start),
@@ -163,7 +163,8 @@ class Roller:
             self.calendar.zone.key,
         )
 
-    def _check_stop(self) -> None:
+    def check_stop(self) -> None:
+        """Raise `RollStopped` if a stop was requested."""
         if self.stop_requested:
             raise RollStopped
 

@@ -183,3 +183,28 @@ def test_summary_defaults_to_the_finest_tier_still_holding_since(history):
     hourly = summarize_tier(history.db, "1h", *span, [], DIMS)["totals"]
     assert hourly["requests"] == len([t for t in history.stamps if HOUR_CUT <= t < NOW - GRACE])
     assert raw["requests"] == len([t for t in history.stamps if t >= RAW_CUT])
+
+
+def test_retention_cuts_window_by_window_and_can_stop_between_cuts(history, monkeypatch):
+    cut = history.retention._cut
+    cuts = []
+
+    def counted(tier, at):
+        cuts.append((tier, at))
+        history.roller.stop_requested = len(cuts) == 3
+        return cut(tier, at)
+
+    monkeypatch.setattr(history.retention, "_cut", counted)
+    before = history.totals("1mo")
+    with pytest.raises(RollStopped):
+        history.retention.expire(NOW)
+    assert [tier for tier, _ in cuts] == ["raw"] * 3
+    step = 3 * HOUR_US  # one cut per hour window holding a row: the history has one every 3 h
+    assert [at - cuts[0][1] for _, at in cuts] == [0, step, 2 * step]
+    (sealed,) = history.db.execute("SELECT sealed_before_us FROM tier_state").fetchone()
+    assert sealed == cuts[1][1]  # the third cut was stopped inside and rolled back
+    assert history.db.execute("SELECT min(ts_us) FROM calls").fetchone()[0] >= sealed
+    history.roller.stop_requested = False
+    history.retention.expire(NOW)
+    assert history.totals("1mo") == before
+    assert history.db.execute("SELECT min(ts_us) FROM calls").fetchone()[0] >= RAW_CUT
