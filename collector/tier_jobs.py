@@ -37,7 +37,6 @@ class TierJobs:
         self.retention = Retention(self.roller, config.tiers.retention)
         self.grace = config.tiers.grace
         self.clock = clock
-        self.last_rollup: datetime | None = None
         self.rolled = asyncio.Event()
         """Set after each rollup run, for whoever waits on one."""
         self._lock = threading.Lock()
@@ -67,9 +66,7 @@ class TierJobs:
                 log.exception("%s failed; it runs again at its next interval", job.__name__)
 
     def _roll(self) -> None:
-        now = self.clock()
-        rolled = self.roller.roll(to_us(now - self.grace))
-        self.last_rollup = now
+        rolled = self.roller.roll(to_us(self.clock() - self.grace))
         if any(rolled.windows.values()):
             log.info(
                 "rolled %s",
