@@ -404,7 +404,7 @@ class Tailer:
         in_flight: deque[tuple[Callable[[], ParsedChunk], int]] = deque()
         try:
             while not self.stop_requested and self._read_ahead(handle, tail_end, in_flight):
-                if len(in_flight) > self.chunks.workers:
+                if len(in_flight) > 2 * self.chunks.workers + 1:
                     self._commit_next(handle, in_flight)
         finally:
             # On a stop, chunks parsed ahead are dropped, not committed: the offset stays
