@@ -118,10 +118,7 @@ def backfill(config_path: Path | None, since: str) -> None:
         raise click.BadParameter(str(error), param_hint="--since") from None
     outbox = _outbox(config)
     for feed in outbox.feeds:
-        table = "calls" if feed.name.endswith("calls") else "scores"
-        first = outbox.ledger.db.execute(
-            f"SELECT min(id) FROM {table} WHERE ts_us >= ?", (start_us,)
-        ).fetchone()[0]
+        first = feed.position_at(outbox.ledger, start_us)
         if first is not None:
             outbox.rewind(feed, first - 1)
     out.print(f"queued: {sum(outbox.pending().values()):,} points pending")

@@ -8,9 +8,11 @@ recorded as a dead letter and the queue goes on.
 
 from __future__ import annotations
 
+import base64
 import logging
 import time
-from collections.abc import Callable
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -25,20 +27,36 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Fetch = Callable[[Ledger, int, int], list[tuple[int, str | None]]]
-"""(ledger, after position, limit) -> [(position, line or None to skip)] in position order."""
+Rows = list[tuple[int, str | None]]
+"""[(position, line or None to skip)] in position order."""
 
 
-@dataclass
-class Feed:
-    """One ledger table as a queue of points for one bucket."""
+class Feed(ABC):
+    """One ledger table as a queue of points for one bucket, ordered by a position column."""
 
-    name: str
-    bucket: str
-    fetch: Fetch
-    last_position: Callable[[Ledger], int]
-    first_time: Callable[[Ledger, int], int | None]
-    """Time (UTC µs) of the first row past a position, for the oldest-pending age."""
+    def __init__(self, name: str, bucket: str) -> None:
+        self.name = name
+        self.bucket = bucket
+
+    @abstractmethod
+    def fetch(self, ledger: Ledger, after: int, limit: int) -> Rows:
+        """Up to ``limit`` rows past position ``after``, encoded."""
+
+    @abstractmethod
+    def last_position(self, ledger: Ledger) -> int:
+        """Where a new cursor starts: the end of the queue."""
+
+    @abstractmethod
+    def pending(self, ledger: Ledger, after: int) -> int:
+        """Rows past ``after``."""
+
+    @abstractmethod
+    def first_time(self, ledger: Ledger, after: int) -> int | None:
+        """Time (UTC µs) of the first row past ``after``, for the oldest-pending age."""
+
+    @abstractmethod
+    def position_at(self, ledger: Ledger, since_us: int) -> int | None:
+        """The first position holding data from ``since_us`` on (for a backfill)."""
 
 
 @dataclass
@@ -113,7 +131,7 @@ class Outbox:
 
     def pending(self) -> dict[str, int]:
         """Rows past each feed's cursor (upper bound: expired raw rows are skipped unsent)."""
-        return {f.name: max(0, f.last_position(self.ledger) - self.cursor(f)) for f in self.feeds}
+        return {f.name: f.pending(self.ledger, self.cursor(f)) for f in self.feeds}
 
     def oldest_pending_us(self) -> int | None:
         """Event time of the oldest row not yet acknowledged, over all feeds."""
@@ -237,21 +255,96 @@ def dead_letters(ledger: Ledger) -> list[dict[str, Any]]:
     return [dict(zip(columns, row, strict=True)) for row in rows]
 
 
-def _first_time(table: str) -> Callable[[Ledger, int], int | None]:
-    def first(ledger: Ledger, after: int) -> int | None:
+class EventFeed(Feed):
+    """``llm_call`` or ``llm_score`` points from the ``calls`` or ``scores`` table, by row id.
+
+    Rows older than the raw retention are skipped (InfluxDB refuses points past a bucket's
+    retention); the tiers still carry them.
+    """
+
+    def __init__(
+        self,
+        table: str,
+        bucket: str,
+        encode: Callable[[int, Sequence[Any]], str],
+        oldest_us: Callable[[], int],
+    ) -> None:
+        super().__init__(f"influx:{table}", bucket)
+        self.table = table
+        self.encode = encode
+        self.oldest_us = oldest_us
+        self._columns = ", ".join(CALL_COLUMNS if table == "calls" else SCORE_COLUMNS)
+
+    def fetch(self, ledger: Ledger, after: int, limit: int) -> Rows:
+        cutoff = self.oldest_us()
+        rows = ledger.db.execute(
+            f"SELECT id, {self._columns} FROM {self.table} WHERE id > ? ORDER BY id LIMIT ?",
+            (after, limit),
+        )
+        return [(r[0], self.encode(r[0], r[1:]) if r[1] >= cutoff else None) for r in rows]
+
+    def last_position(self, ledger: Ledger) -> int:
+        return ledger.db.execute(f"SELECT coalesce(max(id), 0) FROM {self.table}").fetchone()[0]
+
+    def pending(self, ledger: Ledger, after: int) -> int:
+        return max(0, self.last_position(ledger) - after)
+
+    def first_time(self, ledger: Ledger, after: int) -> int | None:
         row = ledger.db.execute(
-            f"SELECT ts_us FROM {table} WHERE id > ? ORDER BY id LIMIT 1", (after,)
+            f"SELECT ts_us FROM {self.table} WHERE id > ? ORDER BY id LIMIT 1", (after,)
         ).fetchone()
         return row[0] if row else None
 
-    return first
+    def position_at(self, ledger: Ledger, since_us: int) -> int | None:
+        return ledger.db.execute(
+            f"SELECT min(id) FROM {self.table} WHERE ts_us >= ?", (since_us,)
+        ).fetchone()[0]
 
 
-def _max_id(table: str) -> Callable[[Ledger], int]:
-    def last(ledger: Ledger) -> int:
-        return ledger.db.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()[0]
+class RollupFeed(Feed):
+    """``llm_rollup`` points of one tier, in the tier's bucket, by the rows' ``seq``.
 
-    return last
+    A re-rolled window gets a new ``seq`` and goes out again; same tags and window start, so
+    InfluxDB overwrites the earlier point.
+    """
+
+    def __init__(self, tier: str, bucket: str, encoder: LineEncoder) -> None:
+        super().__init__(f"influx:{tier}", bucket)
+        self.tier = tier
+        self.encoder = encoder
+
+    def fetch(self, ledger: Ledger, after: int, limit: int) -> Rows:
+        from collector.tiers import tier_rows_after
+
+        rows = tier_rows_after(ledger.db, self.tier, after, limit)
+        return [(row["seq"], self._line(row)) for row in rows]
+
+    def _line(self, row: dict[str, Any]) -> str:
+        metrics = dict(row["metrics"])
+        if row["sketch"] is not None:
+            metrics["latency_sketch"] = base64.b64encode(row["sketch"]).decode()
+        return self.encoder.rollup(self.tier, row["window_start_us"], row["dimensions"], metrics)
+
+    def _one(self, ledger: Ledger, sql: str, *args: int) -> Any:
+        return ledger.db.execute(sql, (self.tier, *args)).fetchone()[0]
+
+    def last_position(self, ledger: Ledger) -> int:
+        return self._one(ledger, "SELECT coalesce(max(seq), 0) FROM rollups WHERE tier = ?")
+
+    def pending(self, ledger: Ledger, after: int) -> int:
+        return self._one(ledger, "SELECT count(*) FROM rollups WHERE tier = ? AND seq > ?", after)
+
+    def first_time(self, ledger: Ledger, after: int) -> int | None:
+        return self._one(
+            ledger,
+            "SELECT min(window_start_us) FROM rollups WHERE tier = ? AND seq > ?",
+            after,
+        )
+
+    def position_at(self, ledger: Ledger, since_us: int) -> int | None:
+        return self._one(
+            ledger, "SELECT min(seq) FROM rollups WHERE tier = ? AND window_start_us >= ?", since_us
+        )
 
 
 def raw_feeds(
@@ -260,32 +353,17 @@ def raw_feeds(
     retention: timedelta | None,
     now_us: Callable[[], int] = lambda: time.time_ns() // 1000,
 ) -> list[Feed]:
-    """The ``llm_call`` and ``llm_score`` feeds into the raw bucket.
-
-    Rows older than the raw retention are skipped (InfluxDB refuses points past a bucket's
-    retention); the tiers still carry them.
-    """
+    """The ``llm_call`` and ``llm_score`` feeds into the raw bucket."""
 
     def oldest_us() -> int:
         return 0 if retention is None else now_us() - int(retention.total_seconds() * 1e6)
 
-    def fetch_calls(ledger: Ledger, after: int, limit: int) -> list[tuple[int, str | None]]:
-        cutoff = oldest_us()
-        rows = ledger.db.execute(
-            f"SELECT id, {', '.join(CALL_COLUMNS)} FROM calls WHERE id > ? ORDER BY id LIMIT ?",
-            (after, limit),
-        )
-        return [(r[0], encoder.call(r[0], r[1:]) if r[1] >= cutoff else None) for r in rows]
-
-    def fetch_scores(ledger: Ledger, after: int, limit: int) -> list[tuple[int, str | None]]:
-        cutoff = oldest_us()
-        rows = ledger.db.execute(
-            f"SELECT id, {', '.join(SCORE_COLUMNS)} FROM scores WHERE id > ? ORDER BY id LIMIT ?",
-            (after, limit),
-        )
-        return [(r[0], encoder.score(r[0], r[1:]) if r[1] >= cutoff else None) for r in rows]
-
     return [
-        Feed("influx:calls", bucket, fetch_calls, _max_id("calls"), _first_time("calls")),
-        Feed("influx:scores", bucket, fetch_scores, _max_id("scores"), _first_time("scores")),
+        EventFeed("calls", bucket, encoder.call, oldest_us),
+        EventFeed("scores", bucket, encoder.score, oldest_us),
     ]
+
+
+def rollup_feeds(buckets: Callable[[str], str], encoder: LineEncoder) -> list[Feed]:
+    """One ``llm_rollup`` feed per rollup tier."""
+    return [RollupFeed(tier, buckets(tier), encoder) for tier in ("1h", "1d", "1mo")]

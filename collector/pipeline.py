@@ -10,7 +10,7 @@ from collector.chunks import ChunkParser
 from collector.content import ContentPolicy
 from collector.ledger import Ledger
 from collector.lineprotocol import LineEncoder
-from collector.outbox import Outbox, raw_feeds
+from collector.outbox import Outbox, raw_feeds, rollup_feeds
 from collector.parsing import LineParser
 from collector.pricing import Pricer
 from collector.quarantine import QuarantineFile
@@ -60,4 +60,5 @@ def build_outbox(config: CollectorConfig, ledger: Ledger) -> Outbox | None:
     writer = InfluxWriter(config.influx)
     encoder = LineEncoder(config.dimensions)
     feeds = raw_feeds(config.influx.buckets.raw, encoder, config.tiers.retention.get("raw"))
+    feeds += rollup_feeds(config.influx.buckets.for_tier, encoder)
     return Outbox(ledger, writer, feeds, batch_size=config.influx.batch_size)
