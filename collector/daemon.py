@@ -8,7 +8,8 @@ import logging
 import signal
 import threading
 import time
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -94,31 +95,14 @@ class Daemon:
         except RulesError as error:
             log.error("%s", error)
             raise SystemExit(2) from None
-        for job, every in (
-            (self.alerts.evaluate, alerting.evaluation_interval),
-            (self.alerts.deliver, alerting.delivery_interval),
-        ):
-            scheduler.add_job(
-                job,
-                "interval",
-                seconds=every.total_seconds(),
-                next_run_time=_now(scheduler),
-                max_instances=1,
-                coalesce=True,
-            )
+        _every(scheduler, self.alerts.evaluate, alerting.evaluation_interval)
+        _every(scheduler, self.alerts.deliver, alerting.delivery_interval)
 
     def _add_tier_jobs(self, scheduler: AsyncIOScheduler) -> None:
         """Rollup and retention, both first at start-up to catch up on missed windows."""
         self.tiers = TierJobs(self.config, self.clock)
-        for job, every in ((self.tiers.rollup, ROLLUP_EVERY), (self.tiers.expire, RETENTION_EVERY)):
-            scheduler.add_job(
-                job,
-                "interval",
-                seconds=every.total_seconds(),
-                next_run_time=_now(scheduler),
-                max_instances=1,
-                coalesce=True,
-            )
+        _every(scheduler, self.tiers.rollup, ROLLUP_EVERY)
+        _every(scheduler, self.tiers.expire, RETENTION_EVERY)
 
     def request_stop(self) -> None:
         """Stop reading after the batch in hand; it is committed before exit."""
@@ -194,6 +178,20 @@ class Daemon:
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def _every(
+    scheduler: AsyncIOScheduler, job: Callable[[], Awaitable[object]], every: timedelta
+) -> None:
+    """Run ``job`` now and then every ``every``; a run still going is not started twice."""
+    scheduler.add_job(
+        job,
+        "interval",
+        seconds=every.total_seconds(),
+        next_run_time=_now(scheduler),
+        max_instances=1,
+        coalesce=True,
+    )
 
 
 def _now(scheduler: AsyncIOScheduler) -> datetime:
