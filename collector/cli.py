@@ -38,7 +38,8 @@ from collector.timespec import parse_time, to_us
 from schemas.config import TIERS, CollectorConfig
 
 err = Console(stderr=True)
-out = Console()
+# Not a terminal (a pipe, a CI log): no width to fit, so tables are not squeezed to 80 columns.
+out = Console(width=None if sys.stdout.isatty() else 200)
 
 
 def _ledger(config: CollectorConfig, *, readonly: bool = False) -> Ledger:
