@@ -12,7 +12,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from collector.cli_common import config_or_exit
+from collector.cli_common import config_option, config_or_exit
 from collector.ledger import Ledger, LedgerError
 from collector.outbox import dead_letters
 from collector.pipeline import build_outbox
@@ -44,22 +44,23 @@ def outbox_state(config: Any, ledger: Ledger) -> dict[str, Any] | None:
     if outbox is None:
         return None
     oldest = outbox.oldest_pending_us()
-    age = None if oldest is None else time.time() - oldest / 1e6
+    sent, last_ack_us = outbox.acknowledged()
     outbox.writer.close()
     return {
         "pending": outbox.pending(),
-        "oldest_pending_event_age_s": age,
+        "oldest_pending_event_age_s": _age(oldest),
+        "acknowledged_points": sent,
+        "last_acknowledged_age_s": _age(last_ack_us),
         "dead_letters": len(dead_letters(ledger)),
     }
 
 
+def _age(when_us: int | None) -> float | None:
+    return None if when_us is None else time.time() - when_us / 1e6
+
+
 @click.command()
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="YAML configuration file [default: $LLM_COLLECTOR_CONFIG, else ./collector.yaml].",
-)
+@config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the state as JSON.")
 def status(config_path: Path | None, as_json: bool) -> None:
     """Lag per trace file, totals, and the InfluxDB outbox (pending, oldest, dead letters)."""
@@ -97,10 +98,15 @@ def status(config_path: Path | None, as_json: bool) -> None:
     if influx is None:
         out.print("influx: not configured")
         return
-    age = influx["oldest_pending_event_age_s"]
-    oldest = "-" if age is None else f"{age:,.0f} s"
     out.print(
         f"influx outbox: {sum(influx['pending'].values()):,} points pending"
         f" ({', '.join(f'{k} {v:,}' for k, v in influx['pending'].items())}),"
-        f" oldest pending event {oldest} old, {influx['dead_letters']} dead letter(s)"
+        f" oldest pending event {_seconds(influx['oldest_pending_event_age_s'])} old;"
+        f" {influx['acknowledged_points']:,} points acknowledged, the last"
+        f" {_seconds(influx['last_acknowledged_age_s'])} ago;"
+        f" {influx['dead_letters']} dead letter(s)"
     )
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f} s"

@@ -217,6 +217,11 @@ MIGRATIONS: tuple[str, ...] = (
         created_us INTEGER NOT NULL
     );
     """,
+    # v5: what each sink feed has had acknowledged, for `llm-collector status`.
+    """
+    ALTER TABLE sink_cursors ADD COLUMN acked_points INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sink_cursors ADD COLUMN acked_us INTEGER;
+    """,
 )
 _MARK_PENDING = "INSERT OR IGNORE INTO rollup_pending (hour) VALUES (?)"
 

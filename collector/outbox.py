@@ -171,7 +171,7 @@ class Outbox:
             except Refused as error:
                 self._dead_letter(feed, rows[0][0], last, error)
                 return 0
-        self._advance(feed, last)
+        self._advance(feed, last, len(lines))
         self.backoff.reset()
         self.stats.retry_at = 0.0
         self.stats.last_error = None
@@ -180,9 +180,24 @@ class Outbox:
         self.stats.history.append((self.clock(), len(lines)))
         return len(lines)
 
-    def _advance(self, feed: Feed, position: int) -> None:
+    def _advance(self, feed: Feed, position: int, points: int) -> None:
         with self.ledger.transaction() as db:
-            db.execute("UPDATE sink_cursors SET position = ? WHERE name = ?", (position, feed.name))
+            db.execute(
+                "UPDATE sink_cursors SET position = ?, acked_points = acked_points + ?,"
+                " acked_us = ? WHERE name = ?",
+                (position, points, time.time_ns() // 1000, feed.name),
+            )
+
+    def acknowledged(self) -> tuple[int, int | None]:
+        """Points the server has acknowledged over the ledger's life, and when it last did."""
+        names = [feed.name for feed in self.feeds]
+        marks = ", ".join("?" * len(names))
+        row = self.ledger.db.execute(
+            f"SELECT coalesce(sum(acked_points), 0), max(acked_us) FROM sink_cursors"
+            f" WHERE name IN ({marks})",
+            names,
+        ).fetchone()
+        return row[0], row[1]
 
     def _dead_letter(self, feed: Feed, first: int, last: int, error: Refused) -> None:
         log.error(

@@ -32,6 +32,9 @@ def test_rollups_go_out_per_tier_once_per_window(tmp_path):
         run("ingest", "--config", "c.yaml", cwd=tmp_path)  # waits until the outbox is empty
         state = json.loads(run("status", "--config", "c.yaml", "--json", cwd=tmp_path))
         assert set(state["influx"]["pending"].values()) == {0}
+        rollup_rows = sum(counts["rows"] for counts in rolled.values())
+        assert state["influx"]["acknowledged_points"] == 4042 + rollup_rows  # calls + scores
+        assert 0 <= state["influx"]["last_acknowledged_age_s"] < 60
         for tier in ("1h", "1d", "1mo"):
             points = [p for p in export(vm.url, "llm_rollup_count") if p.labels["tier"] == tier]
             assert len(points) == rolled[tier]["rows"]
