@@ -322,6 +322,15 @@ def config() -> None:
 @config.command("check")
 @config_option
 def config_check(config_path: Path | None) -> None:
-    """Validate the configuration and print the effective values, secrets masked."""
+    """Validate the configuration (and its rules file) and print the effective values, secrets
+    masked."""
     loaded = config_or_exit(config_path)
+    rules_file = loaded.alerting.rules_file
+    if rules_file is not None:
+        from alerting.rules import RulesError, load_rules
+
+        try:
+            load_rules(rules_file)
+        except RulesError as error:
+            raise click.ClickException(str(error)) from None
     click.echo(yaml.safe_dump(loaded.masked(), sort_keys=False), nl=False)

@@ -113,3 +113,16 @@ def test_status_shows_lag_totals_and_no_influx(workdir):
     assert state["influx"] is None
     table = cli("status", cwd=workdir).stdout
     assert "influx: not configured" in table
+
+
+def test_config_check_validates_the_rules_file(workdir):
+    (workdir / "rules.yaml").write_text(
+        "rules:\n  - name: Slow\n    kind: threshold\n    metric: latency_ms\n"
+        "    aggregate: p95\n    window: 5m\n    op: '>'\n    threshold: 2000\n    fro: 2m\n"
+    )
+    (workdir / "with-rules.yaml").write_text("alerting: {rules_file: rules.yaml}\n")
+    result = cli("config", "check", "--config", "with-rules.yaml", cwd=workdir, check=False)
+    assert result.returncode == 1
+    assert "rules.yaml" in result.stderr
+    assert "Slow" in result.stderr
+    assert "fro" in result.stderr
