@@ -25,28 +25,20 @@ from rich.progress import (
 )
 
 from collector.cli_alerts import alerts, notify, rules, silence
-from collector.cli_common import config_option, config_or_exit
+from collector.cli_common import config_option, config_or_exit, ledger_or_exit
 from collector.cli_influx import background_drain, influx, wait_for_outbox
 from collector.cli_status import status
-from collector.ledger import Ledger, LedgerError
 from collector.pipeline import build_outbox, build_tailer, configured_sources
 from collector.rollup import ROLLED_TIERS, ProgressCallback, Roller
 from collector.summary import summarize
 from collector.tailing import Source, TailEnd
 from collector.tiersummary import default_tier, summarize_tier
 from collector.timespec import parse_time, to_us
-from schemas.config import TIERS, CollectorConfig
+from schemas.config import TIERS
 
 err = Console(stderr=True)
 # Not a terminal (a pipe, a CI log): no width to fit, so tables are not squeezed to 80 columns.
 out = Console(width=None if sys.stdout.isatty() else 200)
-
-
-def _ledger(config: CollectorConfig, *, readonly: bool = False) -> Ledger:
-    try:
-        return Ledger(config.ledger.path, readonly=readonly)
-    except LedgerError as error:
-        raise click.ClickException(str(error)) from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -100,10 +92,10 @@ def ingest(
         sources = [Source(path, zone) for path in paths]
     else:
         sources = configured_sources(config)
-    ledger = _ledger(config)
+    ledger = ledger_or_exit(config)
     # Built before reading (a new feed's cursor starts at the ledger's end), on a connection of
     # its own so that it sends while the files are read.
-    outbox = build_outbox(config, _ledger(config))
+    outbox = build_outbox(config, ledger_or_exit(config))
     show_progress = not as_json and err.is_terminal
     progress = Progress(
         TextColumn("ingesting"),
@@ -197,7 +189,7 @@ def summary(
     except ValueError as error:
         raise click.BadParameter(str(error)) from None
     dims = [d.strip() for d in by.split(",") if d.strip()]
-    ledger = _ledger(config, readonly=True)
+    ledger = ledger_or_exit(config, readonly=True)
     tier = tier or default_tier(ledger.db, to_us(start))
     try:
         if tier == "raw":
@@ -231,7 +223,7 @@ def rollup(config_path: Path | None, until: str, as_json: bool) -> None:
         end = parse_time(until, zone)
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--until") from None
-    ledger = _ledger(config)
+    ledger = ledger_or_exit(config)
     roller = Roller(ledger.db, zone, config.dimensions)
     show_progress = not as_json and err.is_terminal
     with _rollup_progress() if show_progress else nullcontext() as advance:

@@ -10,8 +10,8 @@ from pathlib import Path
 import click
 import orjson
 
-from collector.cli_common import config_option, config_or_exit
-from collector.ledger import Ledger, LedgerError
+from collector.cli_common import config_option, config_or_exit, ledger_or_exit
+from collector.ledger import Ledger
 from schemas.durations import parse_duration
 
 
@@ -26,10 +26,7 @@ def _when(us: int | None) -> str:
 
 
 def _ledger(config_path: Path | None, *, readonly: bool = False) -> Ledger:
-    try:
-        return Ledger(config_or_exit(config_path).ledger.path, readonly=readonly)
-    except LedgerError as error:
-        raise click.ClickException(str(error)) from None
+    return ledger_or_exit(config_or_exit(config_path), readonly=readonly)
 
 
 @click.group()

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from collector.configfile import ConfigError, load_config
+from collector.ledger import Ledger, LedgerError
 from schemas.config import CollectorConfig
 
 config_option = click.option(
@@ -22,4 +23,12 @@ def config_or_exit(path: Path | None) -> CollectorConfig:
     try:
         return load_config(path)
     except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def ledger_or_exit(config: CollectorConfig, *, readonly: bool = False) -> Ledger:
+    """The configured ledger, or a clean CLI error saying why it cannot be opened."""
+    try:
+        return Ledger(config.ledger.path, readonly=readonly)
+    except LedgerError as error:
         raise click.ClickException(str(error)) from None

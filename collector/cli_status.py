@@ -12,8 +12,8 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from collector.cli_common import config_option, config_or_exit
-from collector.ledger import Ledger, LedgerError
+from collector.cli_common import config_option, config_or_exit, ledger_or_exit
+from collector.ledger import Ledger
 from collector.outbox import dead_letters
 from collector.pipeline import build_outbox
 
@@ -65,10 +65,7 @@ def _age(when_us: int | None) -> float | None:
 def status(config_path: Path | None, as_json: bool) -> None:
     """Lag per trace file, totals, and the InfluxDB outbox (pending, oldest, dead letters)."""
     config = config_or_exit(config_path)
-    try:
-        ledger = Ledger(config.ledger.path, readonly=True)
-    except LedgerError as error:
-        raise click.ClickException(str(error)) from None
+    ledger = ledger_or_exit(config, readonly=True)
     state = {
         "files": file_lag(ledger),
         "totals": ledger.totals(),

@@ -286,6 +286,11 @@ class Batch:
         return len(self.calls) + len(self.scores)
 
 
+def _identity(stream: Stream) -> tuple[str, int, int, int, bytes, str]:
+    """The columns that say which file a stream is and where it stands."""
+    return (stream.path, stream.dev, stream.ino, stream.fp_len, stream.fp, stream.state)
+
+
 def _now_us() -> int:
     return time.time_ns() // 1000
 
@@ -383,16 +388,7 @@ class Ledger:
         self.db.execute(
             "UPDATE streams SET path = ?, dev = ?, ino = ?, fp_len = ?, fp = ?, state = ?,"
             " updated_us = ? WHERE id = ?",
-            (
-                stream.path,
-                stream.dev,
-                stream.ino,
-                stream.fp_len,
-                stream.fp,
-                stream.state,
-                _now_us(),
-                stream.id,
-            ),
+            (*_identity(stream), _now_us(), stream.id),
         )
 
     def commit(self, stream: Stream, batch: Batch, new_offset: int) -> None:
@@ -406,19 +402,19 @@ class Ledger:
                 db.executemany(_MARK_PENDING, ((hour,) for hour in _utc_hours(batch)))
             db.execute(
                 "UPDATE streams SET offset = ?, lines = lines + ?, events = events + ?,"
-                " quarantined = quarantined + ?, skipped = skipped + ?, updated_us = ?"
-                " WHERE id = ?",
+                " quarantined = quarantined + ?, skipped = skipped + ?, path = ?, dev = ?,"
+                " ino = ?, fp_len = ?, fp = ?, state = ?, updated_us = ? WHERE id = ?",
                 (
                     new_offset,
                     batch.lines,
                     batch.events,
                     batch.quarantined,
                     batch.skipped,
+                    *_identity(stream),
                     _now_us(),
                     stream.id,
                 ),
             )
-            self._save_identity(stream)
         stream.offset = new_offset
         for key in ("lines", "quarantined", "skipped"):
             stream.counts[key] += getattr(batch, key)

@@ -7,7 +7,7 @@ dictionary look-ups per event.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -16,13 +16,12 @@ from pydantic import ValidationError
 
 from collector.content import ContentPolicy
 from collector.pricing import SOURCE_TRACE, Pricer
+from collector.timespec import to_us
 from schemas.events import ERROR_STATUSES, OK_STATUSES, LlmCall, ScoreEvent
 
 BOM = b"\xef\xbb\xbf"
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-_MIN_US = (datetime.min.replace(tzinfo=UTC) - _EPOCH) // _MICROSECOND
-_MAX_US = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // _MICROSECOND
+_MIN_US = to_us(datetime.min.replace(tzinfo=UTC))
+_MAX_US = to_us(datetime.max.replace(tzinfo=UTC))
 
 CALL_COLUMNS = (
     "ts_us",
@@ -94,7 +93,7 @@ def _validation_reason(error: ValidationError) -> str:
 def _timestamp_us(value: datetime, zone: ZoneInfo) -> int:
     if value.tzinfo is None:
         value = value.replace(tzinfo=zone)
-    ts_us = (value - _EPOCH) // _MICROSECOND
+    ts_us = to_us(value)
     if not _MIN_US <= ts_us <= _MAX_US:  # e.g. 9999-12-31T23:59:59-14:00 is year 10000 in UTC
         raise Rejected(f"timestamp: {value.isoformat()} is outside the years 1 to 9999 in UTC")
     return ts_us

@@ -10,7 +10,7 @@ import re
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from schemas.config import ALLOWED_DIMENSIONS
 from schemas.durations import Duration
@@ -66,6 +66,9 @@ def _check_dimensions(names: list[str], what: str) -> list[str]:
     return names
 
 
+GroupBy = Annotated[list[str], AfterValidator(lambda names: _check_dimensions(names, "group by"))]
+
+
 class _RuleBase(_Strict):
     """What every rule has: identity, lifecycle timers, severity and presentation."""
 
@@ -105,13 +108,8 @@ class _Windowed(_RuleBase):
     metric: Metric
     aggregate: Aggregate | None = None
     window: Duration = timedelta(minutes=5)
-    group_by: list[str] = []
+    group_by: GroupBy = []
     min_requests: int = Field(0, ge=0)
-
-    @field_validator("group_by")
-    @classmethod
-    def _group_keys(cls, value: list[str]) -> list[str]:
-        return _check_dimensions(value, "group by")
 
     @field_validator("window")
     @classmethod
@@ -178,15 +176,10 @@ class BudgetRule(_RuleBase):
     kind: Literal["budget"]
     metric: Literal["cost_usd", "input_tokens", "output_tokens", "total_tokens"] = "cost_usd"
     period: Literal["day", "month"] = "day"
-    group_by: list[str] = []
+    group_by: GroupBy = []
     budget: float = Field(gt=0)
     warn_at: list[float] = [1.0]
     projected: bool = False
-
-    @field_validator("group_by")
-    @classmethod
-    def _group_keys(cls, value: list[str]) -> list[str]:
-        return _check_dimensions(value, "group by")
 
     @field_validator("warn_at")
     @classmethod
