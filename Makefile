@@ -12,10 +12,13 @@ demo:
 	llm-collector summary --config examples/collector.yaml --since $(SINCE) --until $(UNTIL) --by model
 
 # Install what the tests need and run them all (what CI runs). VictoriaMetrics is the real
-# server behind /api/v2/write in the InfluxDB tests (InfluxDB 2.x itself is not packaged here).
+# server behind /api/v2/write in the InfluxDB tests (InfluxDB 2.x itself is not packaged here);
+# headless Chromium renders the report HTML in the reports tests.
 test:
 	@command -v victoria-metrics >/dev/null || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq victoria-metrics >/dev/null; }
+	@command -v chromium >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 	$(PYTHON) -m pip install -q -e '.[test]'
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m pytest -n 2 -q

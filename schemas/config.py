@@ -26,6 +26,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from schemas.alerting import AlertingConfig
 from schemas.durations import Duration, format_duration, parse_duration
+from schemas.reports import ReportsConfig
 
 ENV_PREFIX = "LLM_COLLECTOR_"
 ALLOWED_DIMENSIONS = (
@@ -219,6 +220,7 @@ class CollectorConfig(BaseSettings):
     tiers: TiersConfig = TiersConfig()
     influx: InfluxConfig | None = None
     alerting: AlertingConfig = AlertingConfig()
+    reports: ReportsConfig = ReportsConfig()
 
     @field_validator("dimensions")
     @classmethod
@@ -232,6 +234,11 @@ class CollectorConfig(BaseSettings):
         if len(set(value)) != len(value):
             raise ValueError("a dimension is listed twice")
         return value
+
+    @model_validator(mode="after")
+    def _report_receivers(self) -> CollectorConfig:
+        self.reports.check_receivers(self.alerting)
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -28,19 +28,24 @@ class EmailNotifier:
         return message
 
     async def send(self, notification: Notification) -> None:
-        config = self.config
-        context = ssl.create_default_context(cafile=str(config.ca_file) if config.ca_file else None)
-        try:
-            await aiosmtplib.send(
-                self.message(notification),
-                hostname=config.host,
-                port=config.port,
-                username=config.username,
-                password=config.password.get_secret_value() if config.password else None,
-                start_tls=config.starttls,
-                use_tls=config.tls,
-                tls_context=context,
-                timeout=config.timeout.total_seconds(),
-            )
-        except (aiosmtplib.SMTPException, OSError) as error:
-            raise NotifyError(f"smtp {config.host}:{config.port}: {error}") from None
+        await smtp_send(self.config, self.message(notification))
+
+
+async def smtp_send(config: EmailReceiver, message: EmailMessage) -> None:
+    """Send ``message`` to its To addresses through ``config``'s server; `NotifyError` if
+    not accepted (the error names the server, never the password)."""
+    context = ssl.create_default_context(cafile=str(config.ca_file) if config.ca_file else None)
+    try:
+        await aiosmtplib.send(
+            message,
+            hostname=config.host,
+            port=config.port,
+            username=config.username,
+            password=config.password.get_secret_value() if config.password else None,
+            start_tls=config.starttls,
+            use_tls=config.tls,
+            tls_context=context,
+            timeout=config.timeout.total_seconds(),
+        )
+    except (aiosmtplib.SMTPException, OSError) as error:
+        raise NotifyError(f"smtp {config.host}:{config.port}: {error}") from None

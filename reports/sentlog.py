@@ -1,0 +1,75 @@
+"""The persisted sent-log (ledger table ``report_log``): one row per report, period and channel.
+
+Rows are opened once per period, all channels in one transaction, so a report that fell due is
+queued exactly once however often the daemon restarts; a channel's row is marked sent after the
+channel took it, and a failure pushes its ``due_us`` back by the retry interval.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+from alerting.db import transaction
+
+Key = tuple[str, str]
+"""(report kind, period label)."""
+
+
+def open_once(
+    db: sqlite3.Connection, kind: str, label: str, channels: Sequence[str], now_us: int
+) -> bool:
+    """Queue the channels of a report unless this period was ever queued; whether it was now."""
+    with transaction(db):
+        seen = db.execute(
+            "SELECT 1 FROM report_log WHERE kind = ? AND period = ? LIMIT 1", (kind, label)
+        ).fetchone()
+        if seen:
+            return False
+        db.executemany(
+            "INSERT INTO report_log (kind, period, channel, created_us, due_us)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [(kind, label, channel, now_us, now_us) for channel in channels],
+        )
+    return True
+
+
+def due(db: sqlite3.Connection, now_us: int) -> dict[Key, list[str]]:
+    """Channels not yet sent whose time has come, by report."""
+    found: dict[Key, list[str]] = {}
+    rows = db.execute(
+        "SELECT kind, period, channel FROM report_log WHERE sent_us IS NULL AND due_us <= ?"
+        " ORDER BY created_us, kind, period, channel",
+        (now_us,),
+    )
+    for kind, label, channel in rows:
+        found.setdefault((kind, label), []).append(channel)
+    return found
+
+
+def mark_sent(db: sqlite3.Connection, key: Key, channel: str, now_us: int) -> None:
+    with transaction(db):
+        db.execute(
+            "UPDATE report_log SET sent_us = ?, attempts = attempts + 1, last_error = NULL"
+            " WHERE kind = ? AND period = ? AND channel = ?",
+            (now_us, *key, channel),
+        )
+
+
+def mark_failed(db: sqlite3.Connection, key: Key, channel: str, error: str, retry_us: int) -> None:
+    with transaction(db):
+        db.execute(
+            "UPDATE report_log SET due_us = ?, attempts = attempts + 1, last_error = ?"
+            " WHERE kind = ? AND period = ? AND channel = ?",
+            (retry_us, error, *key, channel),
+        )
+
+
+def history(db: sqlite3.Connection) -> list[dict[str, object]]:
+    """Every row, oldest first (for status and tests)."""
+    cursor = db.execute(
+        "SELECT kind, period, channel, created_us, due_us, sent_us, attempts, last_error"
+        " FROM report_log ORDER BY created_us, kind, period, channel"
+    )
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor]
