@@ -13,12 +13,15 @@ demo:
 
 # Install what the tests need and run them all (what CI runs). VictoriaMetrics is the real
 # server behind /api/v2/write in the InfluxDB tests (InfluxDB 2.x itself is not packaged here);
-# headless Chromium renders the report HTML in the reports tests.
+# headless Chromium renders the report HTML in the reports tests; the WASM Flux checker (npm
+# @influxdata/flux-lsp-browser) type-checks the Grafana dashboards' queries.
 test:
 	@command -v victoria-metrics >/dev/null || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq victoria-metrics >/dev/null; }
 	@command -v chromium >/dev/null || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@test -d tests/docker/node_modules/@influxdata/flux-lsp-browser || \
+		npm ci --prefix tests/docker --no-audit --no-fund --loglevel=error
 	$(PYTHON) -m pip install -q -e '.[test]'
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m pytest -n 2 -q
