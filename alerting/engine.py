@@ -91,13 +91,7 @@ class Engine:
 
     def evaluate(self, now_us: int) -> PassResult:
         """Observe (reads only), then commit states and notices in one write transaction."""
-        seen: dict[str, list[Observation] | str] = {}
-        for rule in self.rules:
-            try:
-                seen[rule.name] = observe(rule, self.reader, now_us, self.tz)
-            except Exception as error:
-                log.exception("rule %s failed to evaluate", rule.name)
-                seen[rule.name] = f"{type(error).__name__}: {error}"
+        seen = self._observe(now_us)
         result = PassResult()
         with transaction(self.db):
             stored = load_alerts(self.db)
@@ -107,6 +101,23 @@ class Engine:
                 for alert in alerts.values():
                     self._drop(alert, now_us, result)
         return result
+
+    def _observe(self, now_us: int) -> dict[str, list[Observation] | str]:
+        """Each rule's observations, or the error that stopped it (every rule's, when the
+        reader could not prepare the pass)."""
+        try:
+            self.reader.refresh(now_us, self.rules)
+        except Exception as error:
+            log.exception("the metrics reader failed to prepare the pass")
+            return dict.fromkeys((rule.name for rule in self.rules), _describe(error))
+        seen: dict[str, list[Observation] | str] = {}
+        for rule in self.rules:
+            try:
+                seen[rule.name] = observe(rule, self.reader, now_us, self.tz)
+            except Exception as error:
+                log.exception("rule %s failed to evaluate", rule.name)
+                seen[rule.name] = _describe(error)
+        return seen
 
     def _advance(
         self,
@@ -177,6 +188,10 @@ class Engine:
             " error = excluded.error",
             (rule, now_us, error),
         )
+
+
+def _describe(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"
 
 
 def load_alerts(db: sqlite3.Connection) -> dict[str, dict[str, Alert]]:

@@ -7,7 +7,10 @@ or a fake in a test) can drive the engine.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
+
+if TYPE_CHECKING:
+    from schemas.rules import Rule
 
 Group = tuple[str | None, ...]
 """The values of a rule's ``group_by`` dimensions, in order (``()`` without group_by)."""
@@ -22,6 +25,10 @@ class Sample(NamedTuple):
 
 class MetricsReader(Protocol):
     """Aggregates over ``[start_us, end_us)`` of the raw events, filtered and grouped."""
+
+    def refresh(self, now_us: int, rules: Sequence[Rule]) -> None:
+        """Called once at the start of each pass, before any window ending at ``now_us``."""
+        ...
 
     def window(
         self,

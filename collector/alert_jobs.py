@@ -13,7 +13,7 @@ from alerting.delivery import Delivery, DeliveryReport, build_notifiers
 from alerting.engine import Engine, PassResult
 from alerting.outbox import Outbox
 from alerting.rules import load_rules
-from collector.alert_reader import LedgerReader
+from collector.alert_cache import AlertCache
 from collector.ledger import Ledger
 from schemas.config import CollectorConfig
 
@@ -37,7 +37,7 @@ class AlertJobs:
         self.engine = Engine(
             rules.rules,
             self._eval_ledger.db,
-            LedgerReader(self._eval_ledger.db),
+            AlertCache(self._eval_ledger.db),
             outbox,
             ZoneInfo(config.timezone),
         )

@@ -12,6 +12,7 @@ from typing import Any
 
 from alerting.reader import Group, Sample
 from collector.summary import SCORE_DIMENSIONS, exact_percentiles
+from schemas.rules import Rule
 
 _VALUE = {
     "requests": "1",
@@ -35,8 +36,8 @@ _SQL_AGGREGATE = {
     "max": "max(v)",
     "rate_per_s": "total(v)",
 }
-_COUNTED = frozenset({"requests", "errors", "unpriced_requests"})
-_PERCENTILES = {"p50": 50, "p90": 90, "p95": 95, "p99": 99}
+COUNTED = frozenset({"requests", "errors", "unpriced_requests"})
+PERCENTILES = {"p50": 50, "p90": 90, "p95": 95, "p99": 99}
 
 
 class LedgerReader:
@@ -44,6 +45,9 @@ class LedgerReader:
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
+
+    def refresh(self, now_us: int, rules: Sequence[Rule]) -> None:
+        """Nothing to prepare: every window is a query over the raw rows."""
 
     def window(
         self,
@@ -58,11 +62,11 @@ class LedgerReader:
         dims = [f"d{i}" for i in range(len(group_by))]
         grouping = f" GROUP BY {', '.join(dims)}" if dims else ""
         select = "".join(f"{d}, " for d in dims)
-        if aggregate in _PERCENTILES:
-            return self._percentile(source, params, dims, _PERCENTILES[aggregate])
+        if aggregate in PERCENTILES:
+            return self._percentile(source, params, dims, PERCENTILES[aggregate])
         sql_aggregate = (
             "total(v)"
-            if metric in _COUNTED and aggregate == "count"
+            if metric in COUNTED and aggregate == "count"
             else (_SQL_AGGREGATE[aggregate])
         )
         rows = self.db.execute(
@@ -108,8 +112,17 @@ class LedgerReader:
 
 def _filters(where: Mapping[str, str], start_us: int, end_us: int) -> tuple[str, list[Any]]:
     """The WHERE clause for a time range and dimension filters (names checked by the schema)."""
-    clause = "ts_us >= ? AND ts_us < ?" + "".join(f" AND {name} = ?" for name in where)
-    return clause, [start_us, end_us, *where.values()]
+    return _with_dimensions("ts_us >= ? AND ts_us < ?", [start_us, end_us], where)
+
+
+def _with_dimensions(
+    clause: str, params: list[Any], where: Mapping[str, str]
+) -> tuple[str, list[Any]]:
+    return clause + "".join(f" AND {name} = ?" for name in where), [*params, *where.values()]
+
+
+Range = tuple[str, list[Any]]
+"""A row range of one table as SQL: a clause on ``ts_us`` or ``id`` and its parameters."""
 
 
 def _source(
@@ -120,17 +133,36 @@ def _source(
     group_by: Sequence[str],
 ) -> tuple[str, list[Any]]:
     """A subquery of ``d0.., v`` rows: one per call (per value, for quality, scores included)."""
-    clause, params = _filters(where, start_us, end_us)
+    span: Range = ("ts_us >= ? AND ts_us < ?", [start_us, end_us])
+    return metric_rows(metric, where, group_by, span, span)
+
+
+def metric_rows(
+    metric: str,
+    where: Mapping[str, str],
+    group_by: Sequence[str],
+    calls_range: Range,
+    scores_range: Range,
+) -> tuple[str, list[Any]]:
+    """A subquery of ``ts_us, d0.., v`` rows of the calls (and scores) within the ranges.
+
+    ``metric`` ``events`` is 1 per call and per score, for absence rules.
+    """
+    clause, params = _with_dimensions(*calls_range, where)
     dims = "".join(f"{name} AS d{i}, " for i, name in enumerate(group_by))
-    calls = f"SELECT {dims}{_VALUE[metric]} AS v FROM calls WHERE {clause}"
-    if metric != "quality_score":
+    value = "1" if metric == "events" else _VALUE[metric]
+    calls = f"SELECT ts_us, {dims}{value} AS v FROM calls WHERE {clause}"
+    if metric == "quality_score":
+        calls += " AND quality_score IS NOT NULL"
+    if metric not in ("quality_score", "events") or not set(where) <= SCORE_DIMENSIONS:
         return calls, params
-    calls += " AND quality_score IS NOT NULL"
-    if not set(where) <= SCORE_DIMENSIONS:
-        return calls, params
+    score_clause, score_params = _with_dimensions(*scores_range, where)
     score_dims = "".join(
         f"{name if name in SCORE_DIMENSIONS else 'NULL'} AS d{i}, "
         for i, name in enumerate(group_by)
     )
-    scores = f"SELECT {score_dims}value AS v FROM scores WHERE {clause} AND value BETWEEN 0 AND 1"
-    return f"{calls} UNION ALL {scores}", params + params
+    score_value = "1" if metric == "events" else "value"
+    scores = f"SELECT ts_us, {score_dims}{score_value} AS v FROM scores WHERE {score_clause}"
+    if metric == "quality_score":
+        scores += " AND value BETWEEN 0 AND 1"
+    return f"{calls} UNION ALL {scores}", params + score_params

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from alerting.engine import Engine, PassResult
 from alerting.outbox import Outbox
 from alerting.rules import load_rules
-from collector.alert_reader import LedgerReader
+from collector.alert_cache import AlertCache
 from collector.ledger import Ledger
 from collector.parsing import CALL_COLUMNS, SCORE_COLUMNS
 from schemas.alerting import RootRoute
@@ -93,7 +93,7 @@ def _run_test(spec: RuleTestFile, test: RuleTest, rules: list[Rule], db_path: Pa
         engine = Engine(
             rules,
             ledger.db,
-            LedgerReader(ledger.db),
+            AlertCache(ledger.db),
             Outbox(RootRoute()),
             ZoneInfo(spec.timezone),
         )

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from alerting.engine import Engine
 from alerting.outbox import Outbox
-from collector.alert_reader import LedgerReader
+from collector.alert_cache import AlertCache
 from collector.ledger import Ledger
 from schemas.alerting import AlertingConfig
 from schemas.rules import RulesFile
@@ -40,7 +40,7 @@ def engine_for(
     ledger = Ledger(path)
     config = alerting or AlertingConfig()
     outbox = Outbox(config.route, config.silences)
-    engine = Engine(rules.rules, ledger.db, LedgerReader(ledger.db), outbox, ZoneInfo(tz))
+    engine = Engine(rules.rules, ledger.db, AlertCache(ledger.db), outbox, ZoneInfo(tz))
     return engine, ledger
 
 

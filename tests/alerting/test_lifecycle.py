@@ -78,6 +78,9 @@ def test_evaluation_error_is_reported_and_keeps_the_alert(tmp_path):
     engine.evaluate(T0 + 2 * MINUTE)
 
     class Broken:
+        def refresh(self, *args):
+            pass
+
         def window(self, *args):
             raise RuntimeError("disk on fire")
 
