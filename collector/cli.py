@@ -27,6 +27,7 @@ from rich.progress import (
 from collector.cli_alerts import alerts, notify, rules, silence
 from collector.cli_common import config_option, config_or_exit, ledger_or_exit
 from collector.cli_influx import background_drain, influx, wait_for_outbox
+from collector.cli_report import report
 from collector.cli_status import status
 from collector.pipeline import build_outbox, build_tailer, configured_sources
 from collector.rollup import ROLLED_TIERS, ProgressCallback, Roller
@@ -304,6 +305,7 @@ main.add_command(rules)
 main.add_command(alerts)
 main.add_command(silence)
 main.add_command(notify)
+main.add_command(report)
 
 
 @main.group()

@@ -62,6 +62,7 @@ class Daemon:
             )
         self._add_alert_jobs(scheduler)
         self._add_tier_jobs(scheduler)
+        self._add_report_jobs(scheduler)
         scheduler.add_job(
             self._status,
             "interval",
@@ -103,6 +104,13 @@ class Daemon:
         self.tiers = TierJobs(self.config, self.clock)
         _every(scheduler, self.tiers.rollup, ROLLUP_EVERY)
         _every(scheduler, self.tiers.expire, RETENTION_EVERY)
+
+    def _add_report_jobs(self, scheduler: AsyncIOScheduler) -> None:
+        """Scheduled reports: cron jobs, and a catch-up / retry pass (first at start-up)."""
+        if self.config.reports.schedules():
+            from collector.report_jobs import ReportJobs
+
+            ReportJobs(self.config, self.clock).schedule(scheduler)
 
     def request_stop(self) -> None:
         """Stop reading after the batch in hand; it is committed before exit."""

@@ -53,24 +53,21 @@ def _chart(name: str, title: str, plot: Any) -> Chart:
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     ax.tick_params(labelsize=7)
-    _thin_ticks(ax)
-    figure.tight_layout()
+    figure.subplots_adjust(left=0.08, right=0.8 if ax.get_legend() else 0.98, bottom=0.12)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return Chart(name, title, buffer.getvalue())
 
 
-def _thin_ticks(ax: Any) -> None:
-    """At most ~12 x labels, so 24 hours or 31 days stay legible."""
-    labels = [t.get_text() for t in ax.get_xticklabels()]
+def _ticks(ax: Any, labels: list[str]) -> None:
+    """At most ~12 x labels, so 24 hours or 31 days stay legible (ticks are costly to draw)."""
     step = max(1, -(-len(labels) // 12))
-    for index, label in enumerate(ax.get_xticklabels()):
-        label.set_visible(index % step == 0)
+    ax.set_xticks(range(0, len(labels), step), labels[::step])
 
 
 def _bars(ax: Any, labels: list[str], values: list[float]) -> None:
     ax.bar(range(len(values)), values, color=_COLOURS[0])
-    ax.set_xticks(range(len(labels)), labels)
+    _ticks(ax, labels)
 
 
 def _line(ax: Any, series: Any) -> None:
@@ -78,7 +75,7 @@ def _line(ax: Any, series: Any) -> None:
     if points:
         xs, ys = zip(*points, strict=True)
         ax.plot(xs, ys, marker="o", markersize=3, color=_COLOURS[3])
-    ax.set_xticks(range(len(series.labels)), series.labels)
+    _ticks(ax, series.labels)
     ax.set_ylim(bottom=0)
 
 
@@ -93,6 +90,6 @@ def _stack(ax: Any, series: Any) -> None:
         colour = _COLOURS[index % len(_COLOURS)]
         ax.bar(range(len(counts)), counts, bottom=bottom, label=model, color=colour)
         bottom = [b + c for b, c in zip(bottom, counts, strict=True)]
-    ax.set_xticks(range(len(series.labels)), series.labels)
+    _ticks(ax, series.labels)
     if shown:
         ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))

@@ -34,8 +34,8 @@ class EmailNotifier:
 async def smtp_send(config: EmailReceiver, message: EmailMessage) -> None:
     """Send ``message`` to its To addresses through ``config``'s server; `NotifyError` if
     not accepted (the error names the server, never the password)."""
-    context = ssl.create_default_context(cafile=str(config.ca_file) if config.ca_file else None)
-    try:
+    try:  # an unreadable ca_file is an OSError too: a failed delivery, not a crashed job
+        context = ssl.create_default_context(cafile=str(config.ca_file) if config.ca_file else None)
         await aiosmtplib.send(
             message,
             hostname=config.host,

@@ -4,15 +4,21 @@ partly rolled into the tiers, and the plain computations a report's numbers must
 from __future__ import annotations
 
 import random
+import ssl
 import statistics
 from datetime import date, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
+
+import trustme
+from aiosmtpd.controller import Controller
 
 from collector.report_reader import LedgerReportReader
 from reports.archive import Rendered
 from reports.charts import draw
 from reports.gather import gather
 from reports.periods import Period
+from tests.alerting.test_email import Inbox, authenticate, free_port
 from tests.collector.rollup_harness import Tiers, call, score, us
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -103,3 +109,50 @@ def rendered_day(tmp_path) -> Rendered:
     report = gather(reader_of(tiers), Period.containing("daily", date(2026, 11, 20), BERLIN), 5)
     tiers.close()
     return Rendered(report, draw(report))
+
+
+class SmtpServer:
+    """A real SMTP server (aiosmtpd) on a fixed loopback port that needs STARTTLS and AUTH
+    (alerts / s3cret) with a trustme certificate; it can be stopped and started again."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        ca = trustme.CA()
+        self.tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert("127.0.0.1").configure_cert(self.tls)
+        self.ca_file = tmp_path / "smtp-ca.pem"
+        ca.cert_pem.write_to_path(str(self.ca_file))
+        self.inbox = Inbox()
+        self.port = free_port()
+        self.controller: Controller | None = None
+
+    def start(self) -> SmtpServer:
+        self.controller = Controller(
+            self.inbox,
+            hostname="127.0.0.1",
+            port=self.port,
+            tls_context=self.tls,
+            require_starttls=True,
+            authenticator=authenticate,
+            auth_required=True,
+            auth_require_tls=True,
+        )
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+    def receiver(self) -> dict:
+        """The ``email`` settings of a receiver that sends through this server."""
+        return {
+            "host": "127.0.0.1",
+            "port": self.port,
+            "username": "alerts",
+            "password": "s3cret",
+            "sender": "reports@example.com",
+            "to": ["alerts-only@example.com"],
+            "ca_file": str(self.ca_file),
+            "timeout": "3s",
+        }

@@ -1,0 +1,78 @@
+"""The daemon's report jobs: a cron trigger per schedule in the reporting zone, plus a pass at
+start-up and every ``reports.retry_interval`` that catches up on reports missed while the
+daemon was down (within ``reports.grace``) and retries failed deliveries. Time comes from an
+injected clock."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from apscheduler.schedulers.base import BaseScheduler
+
+from collector.ledger import Ledger
+from collector.report_reader import LedgerReportReader
+from collector.tier_jobs import Clock
+from reports.schedule import trigger
+from reports.service import Outcome, ReportService
+from schemas.config import CollectorConfig
+
+log = logging.getLogger("collector.reports")
+
+
+class ReportJobs:
+    """One pass at a time over a ledger connection of its own."""
+
+    def __init__(self, config: CollectorConfig, clock: Clock) -> None:
+        self.config = config
+        self.zone = ZoneInfo(config.timezone)
+        self.ledger = Ledger(config.ledger.path)
+        reader = LedgerReportReader(self.ledger.db, self.zone, config.dimensions)
+        self.service = ReportService(
+            reader, self.ledger.db, config.reports, config.alerting, self.zone
+        )
+        self.clock = clock
+        self._running = False
+        self._closed = False
+
+    async def run(self) -> Outcome | None:
+        """Queue what fell due, then deliver what is queued; None when a pass is already on."""
+        if self._running or self._closed:
+            return None
+        self._running = True
+        try:
+            now = self.clock()
+            self.service.open_due(now)
+            return await self.service.deliver(now)
+        finally:
+            self._running = False
+            if self._closed:
+                self.ledger.close()
+
+    def schedule(self, scheduler: BaseScheduler) -> None:
+        """Add the cron jobs and the catch-up / retry pass (first run now)."""
+        every = self.config.reports.retry_interval.total_seconds()
+        for kind, schedule in self.config.reports.schedules().items():
+            scheduler.add_job(
+                self.run,
+                trigger(schedule, self.zone),
+                id=f"report-{kind}",
+                max_instances=1,
+                coalesce=True,
+            )
+        scheduler.add_job(
+            self.run,
+            "interval",
+            id="report-catch-up",
+            seconds=every,
+            next_run_time=datetime.now(self.zone),
+            max_instances=1,
+            coalesce=True,
+        )
+
+    def close(self) -> None:
+        """Close the connection now, or at the end of the pass in progress."""
+        self._closed = True
+        if not self._running:
+            self.ledger.close()
