@@ -22,6 +22,7 @@ import numpy as np
 from alerting.reader import Group, Sample
 from collector.alert_grid import Grid, Totals, combine
 from collector.alert_reader import COUNTED, PERCENTILES, LedgerReader, Range, metric_rows
+from collector.alert_tiers import hourly_rows, raw_start, readable
 from schemas.rules import AbsenceRule, BudgetRule, ChangeRule, Rule, ThresholdRule
 
 log = logging.getLogger("collector.alerts")
@@ -123,6 +124,14 @@ class Series:
             self.values.trim(fine.base)
             self._load_values(db, _span(fine.base * _US, None, last_ids))
 
+    def fill_from_rollups(self, db: sqlite3.Connection, raw_start_us: int) -> None:
+        """Add the hours before the raw rows (``raw_start_us``) from the hourly rollups."""
+        coarse = self.coarse
+        assert coarse is not None
+        metric, where, group_by = self._what()
+        sql, params = hourly_rows(metric, where, group_by, coarse.base * 60 * _US, raw_start_us)
+        coarse.add(self._grid_rows(db.execute(sql, params)))
+
     def update(
         self, db: sqlite3.Connection, now_s: int, after: tuple[int, int], last: tuple[int, int]
     ) -> None:
@@ -164,8 +173,12 @@ class Series:
             f"SELECT ts_us / {step_s * _US}{dims}, count(*), count(v), total(v), min(v), max(v)"
             f" FROM ({source}) GROUP BY 1{dims}"
         )
+        return self._grid_rows(db.execute(sql, params))
+
+    def _grid_rows(self, rows: Iterable[tuple[Any, ...]]) -> np.ndarray:
+        """``(step, dims.., events, values, sum, min, max)`` rows with group columns."""
         width = len(self.key.group_by)
-        rows = [
+        converted = [
             (
                 row[0],
                 self._column(row[1 : 1 + width]),
@@ -173,10 +186,10 @@ class Series:
                 math.inf if row[-2] is None else row[-2],
                 -math.inf if row[-1] is None else row[-1],
             )
-            for row in db.execute(sql, params)
+            for row in rows
         ]
         self._grow()
-        return np.array(rows, dtype=float).reshape(-1, 7)
+        return np.array(converted, dtype=float).reshape(-1, 7)
 
     def _load_values(self, db: sqlite3.Connection, ranges: tuple[Range, Range]) -> None:
         assert self.values is not None
@@ -225,8 +238,9 @@ def _between(after: tuple[int, int], last: tuple[int, int]) -> tuple[Range, Rang
 class AlertCache:
     """A `MetricsReader`: windows from the series' grids, refreshed at the start of each pass."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, tier_dimensions: Sequence[str] = ()) -> None:
         self.db = db
+        self.tier_dimensions = tuple(tier_dimensions)
         self.raw = LedgerReader(db)
         self.needs: dict[SeriesKey, tuple[int, bool]] = {}
         self.series: dict[SeriesKey, Series] = {}
@@ -256,10 +270,29 @@ class AlertCache:
             self.series = {key: Series(key, *need) for key, need in self.needs.items()}
             for series in self.series.values():
                 series.fill(self.db, now_s, last)
+            self._fill_from_rollups()
         else:
             for series in self.series.values():
                 series.update(self.db, now_s, self.last_ids, last)
         self.last_ids, self.now_us = last, now_us
+
+    def _fill_from_rollups(self) -> None:
+        """Spans reaching past the oldest raw row take those hours from the rollups."""
+        start = raw_start(self.db)
+        for key, series in self.series.items():
+            coarse = series.coarse
+            if start is None or coarse is None or coarse.base * 60 * _US >= start:
+                continue
+            if readable(key.metric, [*dict(key.where), *key.group_by], self.tier_dimensions):
+                series.fill_from_rollups(self.db, start)
+            else:
+                log.warning(
+                    "alert windows on %s by %s start at the oldest raw row: the rollups do"
+                    " not keep %s (add it to dimensions)",
+                    key.metric,
+                    ", ".join(key.group_by) or "nothing",
+                    ", ".join(sorted(set(dict(key.where)) | set(key.group_by))),
+                )
 
     def _last_ids(self) -> tuple[int, int]:
         calls = self.db.execute("SELECT max(id) FROM calls").fetchone()[0]

@@ -37,7 +37,7 @@ class AlertJobs:
         self.engine = Engine(
             rules.rules,
             self._eval_ledger.db,
-            AlertCache(self._eval_ledger.db),
+            AlertCache(self._eval_ledger.db, config.dimensions),
             outbox,
             ZoneInfo(config.timezone),
         )

@@ -5,8 +5,11 @@ from __future__ import annotations
 import math
 from datetime import timedelta
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from rollup_harness import BERLIN, Tiers, us
+from rollup_harness import call as ledger_call
 
 from alerting.kinds import observe
 from collector.alert_cache import AlertCache, SeriesKey, series_needs
@@ -250,3 +253,57 @@ def test_a_reload_with_new_rules_loads_their_spans(tmp_path):
     )
     assert sample[("m1",)].value == 0.5
     ledger.close()
+
+
+def test_a_month_budget_reads_the_hours_before_the_raw_rows_from_the_rollups(tmp_path, caplog):
+    tiers = Tiers(tmp_path, zone=BERLIN, retention={"raw": "7d"})
+    days = range(1, 21)
+    tiers.add(
+        calls=[
+            ledger_call(
+                us(2026, 11, day, 10, 30, zone=BERLIN),
+                model=model,
+                cost_usd=0.25 * day,
+                tenant_id="t1",
+            )
+            for day in days
+            for model in ("m1", "m2")
+        ]
+    )
+    now = us(2026, 11, 21, 12, 0, 0, zone=BERLIN)
+    tiers.roll(now)
+    tiers.retention.expire(now)
+    month_start = us(2026, 11, 1, zone=BERLIN)
+    by_model = ("cost_usd", "sum", month_start, now, {}, ["model"])
+    raw = LedgerReader(tiers.db).window(*by_model)
+    assert raw[("m1",)].value < 0.25 * sum(days)  # the raw rows left cover the last week only
+
+    rules = RulesFile.model_validate(
+        {
+            "rules": [
+                {
+                    "name": "b",
+                    "kind": "budget",
+                    "period": "month",
+                    "group_by": ["model"],
+                    "budget": 10,
+                },
+                {
+                    "name": "t",
+                    "kind": "budget",
+                    "period": "month",
+                    "group_by": ["tenant_id"],
+                    "budget": 10,
+                },
+            ]
+        }
+    ).rules
+    cache = AlertCache(tiers.db, tier_dimensions=["model", "provider", "task_type", "status"])
+    cache.refresh(now, rules)
+    got = cache.window(*by_model)
+    assert got[("m1",)].value == pytest.approx(0.25 * sum(days))
+    assert got[("m2",)].requests == len(days)
+    by_tenant = cache.window("cost_usd", "sum", month_start, now, {}, ["tenant_id"])
+    assert by_tenant[("t1",)].value == pytest.approx(2 * raw[("m1",)].value)
+    assert "the rollups do not keep tenant_id" in caplog.text
+    tiers.close()
