@@ -83,14 +83,12 @@ class Panel:
 
 
 def _options(kind: str) -> dict[str, Any]:
+    # Every stat query ends in a _value column; naming it shows strings too (the bucket read).
+    reduce = {"calcs": ["lastNotNull"], "fields": "/^_value$/", "values": False}
     if kind == "stat":
-        return {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}}
+        return {"reduceOptions": reduce}
     if kind == "bargauge":
-        return {
-            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
-            "displayMode": "gradient",
-            "orientation": "horizontal",
-        }
+        return {"reduceOptions": reduce, "displayMode": "gradient", "orientation": "horizontal"}
     if kind == "barchart":
         return {"xField": "le", "showValue": "never", "legend": {"showLegend": False}}
     return {"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True}}
@@ -177,7 +175,7 @@ def overview(store: flux.Store) -> list[Panel]:
             height=4,
             description=SOURCE_NOTE,
         ),
-        Panel("Requests", [flux.requests(store, ["model"])]),
+        Panel("Requests by model", [flux.requests(store, ["model"])]),
         Panel(
             "Success rate",
             [flux.error_rate(store, success=True)],
@@ -314,12 +312,20 @@ def quality(store: flux.Store) -> list[Panel]:
 
 def errors(store: flux.Store) -> list[Panel]:
     return [
+        Panel(
+            "Error rate in range",
+            [flux.error_rate_total(store)],
+            kind="stat",
+            unit="percentunit",
+            height=4,
+        ),
+        Panel("Failed calls in range", [flux.errors_total(store)], kind="stat", height=4),
         Panel("Error rate", [flux.error_rate(store)], unit="percentunit", legends=["error rate"]),
         Panel("Errors by type", [flux.errors(store, ["error_type"])], extra=_bars()),
         Panel("Error rate by model", [flux.error_rate(store, ["model"])], unit="percentunit"),
         Panel("Error rate by task", [flux.error_rate(store, ["task_type"])], unit="percentunit"),
         Panel("Errors by tenant", [flux.errors(store, ["tenant_id"])], extra=_bars()),
-        _stat("Error rate in range", flux.error_rate_total(store), "percentunit"),
+        Panel("Failed calls by model", [flux.errors(store, ["model"])], extra=_bars()),
     ]
 
 

@@ -174,6 +174,13 @@ def errors(store: Store, by: Sequence[str] = ()) -> str:
     return two_sources(store, raw, rolled)
 
 
+def errors_total(store: Store) -> str:
+    """Failed calls over the range."""
+    raw = [*select("bucket", _quote(CALL), "error"), "|> group()", "|> sum()", keep(())]
+    rolled = [*select("bucket", _quote(ROLLUP), "errors"), "|> group()", "|> sum()", keep(())]
+    return two_sources(store, raw, rolled)
+
+
 def _ratio(success: bool) -> str:
     rate = "float(v: r.errors) / float(v: r.count)"
     value = f"1.0 - {rate}" if success else rate

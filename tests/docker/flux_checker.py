@@ -11,11 +11,12 @@ from docker_stack import ROOT
 CHECKER = ROOT / "tests" / "docker" / "flux_check.mjs"
 LSP_PACKAGE = ROOT / "tests" / "docker" / "node_modules" / "@influxdata" / "flux-lsp-browser"
 SAMPLES = {
-    "model": r"(gpt\-4o\-mini|claude\-sonnet\-4\-5)",
-    "task_type": r"(chat_reply)",
+    "model": r"(gpt-4o-mini|openrouter\/meta-llama\/llama-3\.1-8b)",
+    "task_type": "chat_reply",
     "tenant_id": ".*",
 }
-"""What Grafana puts for ``${name:regex}``: two models, one task, All tenants (allValue)."""
+"""What Grafana puts for ``${name:regex}`` (its escapeRegex escapes ``/`` and ``.``, not ``-``):
+two models, one task, All tenants (a custom allValue is put in as it is)."""
 BROKEN = {
     "broken:unknown-function": 'from(bucket: "llm_raw")\n  |> rangee(start: -1h)',
     "broken:wrong-type": "from(bucket: 7) |> range(start: v.timeRangeStart)",
