@@ -65,6 +65,25 @@ class AlertJobs:
             return None
         return await self.delivery.run_once(now_us())
 
+    def reload(self, config: CollectorConfig) -> int:
+        """Swap in the rules file, receivers, route and silences of ``config`` between two
+        evaluation passes; alert state stays in the ledger. Returns the number of rules.
+
+        Raises RulesError (or OSError/ValueError from a receiver) before anything changes.
+        """
+        alerting = config.alerting
+        assert alerting.rules_file is not None
+        rules = load_rules(alerting.rules_file).rules
+        notifiers = build_notifiers(alerting)
+        outbox = Outbox(alerting.route, alerting.silences)
+        with self._busy:
+            self.engine.rules = list(rules)
+            self.engine.outbox = outbox
+            self.delivery.notifiers = notifiers
+            self.delivery.retry_interval_us = int(alerting.retry_interval.total_seconds() * 1e6)
+            self.delivery.external_url = alerting.external_url
+        return len(rules)
+
     def close(self) -> None:
         """Wait for an evaluation in progress (it commits), then close both connections."""
         with self._busy:

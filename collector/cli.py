@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -24,11 +23,14 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from collector import logs
 from collector.cli_alerts import alerts, notify, rules, silence
 from collector.cli_common import config_option, config_or_exit, ledger_or_exit
 from collector.cli_influx import background_drain, influx, wait_for_outbox
+from collector.cli_ops import backup, export
 from collector.cli_report import report
 from collector.cli_status import status
+from collector.logs import LOG_FORMATS, RedactingGroup
 from collector.pipeline import build_outbox, build_tailer, configured_sources
 from collector.rollup import ROLLED_TIERS, ProgressCallback, Roller
 from collector.summary import summarize
@@ -42,24 +44,27 @@ err = Console(stderr=True)
 out = Console(width=None if sys.stdout.isatty() else 200)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=RedactingGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--log-level",
     default="INFO",
     show_default=True,
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
 )
-def main(log_level: str) -> None:
+@click.option(
+    "--log-format",
+    default="console",
+    show_default=True,
+    envvar="LLM_COLLECTOR_LOG_FORMAT",
+    type=click.Choice(LOG_FORMATS),
+    help="console lines, or json: one object per line (ts, level, logger, message).",
+)
+def main(log_level: str, log_format: str) -> None:
     """Turn an LLM application's trace log into metrics, alerts and reports.
 
     Events are read from JSON-lines trace files into a SQLite ledger, exactly once.
     """
-    logging.basicConfig(
-        level=log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logs.setup(log_level, log_format)
 
 
 @main.command()
@@ -149,7 +154,7 @@ def run(config_path: Path | None) -> None:
     from collector.daemon import Daemon
 
     config = config_or_exit(config_path)
-    Daemon(config).run()
+    Daemon(config, config_path=config_path).run()
 
 
 def _fmt(value: Any) -> str:
@@ -305,6 +310,8 @@ main.add_command(rules)
 main.add_command(alerts)
 main.add_command(silence)
 main.add_command(notify)
+main.add_command(backup)
+main.add_command(export)
 main.add_command(report)
 
 

@@ -8,6 +8,7 @@ import click
 
 from collector.configfile import ConfigError, load_config
 from collector.ledger import Ledger, LedgerError
+from collector.logs import add_config_secrets
 from schemas.config import CollectorConfig
 
 config_option = click.option(
@@ -21,9 +22,11 @@ config_option = click.option(
 def config_or_exit(path: Path | None) -> CollectorConfig:
     """The configuration, or a clean CLI error naming the file and the key."""
     try:
-        return load_config(path)
+        config = load_config(path)
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
+    add_config_secrets(config)  # masked in every log line and error message from now on
+    return config
 
 
 def ledger_or_exit(config: CollectorConfig, *, readonly: bool = False) -> Ledger:

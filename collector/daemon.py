@@ -5,16 +5,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import re
 import signal
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from apscheduler.events import (
+    EVENT_JOB_ADDED,
+    EVENT_JOB_ERROR,
+    EVENT_JOB_EXECUTED,
+    JobEvent,
+    JobExecutionEvent,
+)
+from apscheduler.job import Job
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from collector.ledger import Ledger
+from collector.configfile import ConfigError, load_config
+from collector.health import TAIL_STALE_MIN, Health, JobRegistry, TailState, trigger_interval
+from collector.http_server import HttpServer
+from collector.ledger import Batch, Ledger
+from collector.logs import add_config_secrets
+from collector.metrics import DaemonMetrics, LlmCounters
 from collector.pipeline import build_tailer, configured_sources
 from collector.shipping import Shipper
 from collector.tailing import Tailer
@@ -26,13 +43,35 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("collector.daemon")
 
+EXIT_GRACE_SECONDS = 0.5
+"""How long the exit waits for worker threads once everything is committed and closed."""
+
 
 class Daemon:
-    """Tails the sources into the ledger; stops cleanly on SIGTERM or SIGINT."""
+    """Tails the sources into the ledger; stops cleanly on SIGTERM or SIGINT, reloads the
+    alerting section on SIGHUP, serves /healthz and /metrics."""
 
-    def __init__(self, config: CollectorConfig, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        config: CollectorConfig,
+        clock: Clock | None = None,
+        *,
+        config_path: Path | None = None,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
         self.config = config
+        self.config_path = config_path
         self.clock = clock or _utc_now
+        self.jobs = JobRegistry(clock=wall_clock, started=wall_clock())
+        self.counters = LlmCounters(config.dimensions)
+        self.tail_state = TailState(
+            lag=self._lag,
+            paused=self._reading_paused,
+            stale_after=max(TAIL_STALE_MIN, 20 * config.ingest.poll_interval.total_seconds()),
+        )
+        self.http: HttpServer | None = None
+        self.health: Health | None = None
+        self._reloads: set[asyncio.Task[None]] = set()
         self._stop = asyncio.Event()
         self._tail_lock = threading.Lock()
         self._last_scan = float("-inf")
@@ -44,15 +83,37 @@ class Daemon:
         self.alerts: AlertJobs | None = None  # only when alerting.rules_file is set
 
     def run(self) -> None:
-        asyncio.run(self.main())
+        """Run until stopped. Everything is committed and closed when `main` returns; a worker
+        thread still blocked then (a request InfluxDB never answers) is left behind instead of
+        holding the exit up to its network timeout."""
+        loop = asyncio.new_event_loop()
+        executor = ThreadPoolExecutor(thread_name_prefix="collector")
+        loop.set_default_executor(executor)
+        try:
+            loop.run_until_complete(self.main())
+        finally:
+            _cancel_remaining(loop)
+            loop.close()
+        executor.shutdown(wait=False, cancel_futures=True)
+        if not _threads_done(EXIT_GRACE_SECONDS):
+            log.warning("a network request was still blocked at exit; it is left behind")
+            logging.shutdown()
+            os._exit(0)
 
     async def main(self) -> None:
         self.ledger = Ledger(self.config.ledger.path)
-        self.tailer = build_tailer(self.config, self.ledger, configured_sources(self.config))
+        self.tailer = build_tailer(
+            self.config, self.ledger, configured_sources(self.config), on_commit=self._committed
+        )
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
+        loop.add_signal_handler(signal.SIGHUP, self._reload_requested)
         scheduler = AsyncIOScheduler(timezone=self.config.timezone)
+        scheduler.add_listener(
+            self._job_event, EVENT_JOB_ADDED | EVENT_JOB_EXECUTED | EVENT_JOB_ERROR
+        )
+        self._scheduler = scheduler
         ingest = self.config.ingest
         scheduler.add_job(self._tail_loop, id="tail", next_run_time=_now(scheduler))
         if self.config.influx is not None:
@@ -72,6 +133,7 @@ class Daemon:
             coalesce=True,
         )
         scheduler.start()
+        await self._serve_http()
         log.info(
             "collector started: %d source(s), ledger %s",
             len(self.config.sources),
@@ -119,20 +181,25 @@ class Daemon:
         self._stop.set()
 
     async def _finish(self) -> None:
+        """Close everything side by side: each part waits only for its own work in progress
+        (the batch in hand, a write in flight, a roll, an evaluation pass), so the slowest
+        sets the time to exit, not their sum."""
+        if self.http is not None:
+            await self.http.close()
+        jobs = [job.close for job in (self.shipper, self.tiers, self.alerts) if job is not None]
+        await asyncio.gather(*(asyncio.to_thread(close) for close in [self._close_reading, *jobs]))
+        log.info("collector stopped")
+
+    def _close_reading(self) -> None:
         tailer, ledger = self.tailer, self.ledger
         assert tailer is not None and ledger is not None
         # A cancelled job does not stop its thread: wait until the batch in hand is committed.
-        await asyncio.to_thread(self._tail_lock.acquire)
+        self._tail_lock.acquire()
+        if self.health is not None:
+            self.health.close()
+        self._status()
         tailer.close()
         ledger.close()
-        self._status()
-        if self.shipper is not None:
-            await asyncio.to_thread(self.shipper.close)
-        if self.tiers is not None:
-            await asyncio.to_thread(self.tiers.close)
-        if self.alerts is not None:
-            await asyncio.to_thread(self.alerts.close)
-        log.info("collector stopped")
 
     async def _tail_loop(self) -> None:
         """Read, then wait ``poll_interval`` (or less, when asked to stop), until stopped."""
@@ -149,6 +216,7 @@ class Daemon:
         with self._tail_lock:
             if not self._stop.is_set():
                 self._read_sources()
+                self.tail_state.last_progress = self.jobs.clock()
 
     def _read_sources(self) -> None:
         tailer = self.tailer
@@ -159,6 +227,96 @@ class Daemon:
             self._last_scan = now
         if self.shipper is None or not self.shipper.reading_paused():
             tailer.poll()
+
+    def _committed(self, batch: Batch) -> None:
+        """The tailer's commit hook: count the batch for /metrics, note the progress."""
+        self.counters.observe(batch)
+        self.tail_state.last_progress = self.jobs.clock()
+
+    def _lag(self) -> dict[str, int]:
+        return self.tailer.lag_bytes() if self.tailer is not None else {}
+
+    def _reading_paused(self) -> bool:
+        return self.shipper is not None and self.shipper.reading_paused()
+
+    def _job_event(self, event: JobEvent) -> None:
+        """Every interval or cron job is watched by /healthz: a new one needs no change here."""
+        job = self._scheduler.get_job(event.job_id)
+        name = _job_name(job) if job is not None else event.job_id
+        if event.code == EVENT_JOB_ADDED:
+            if job is not None:
+                interval = trigger_interval(job.trigger, datetime.now(self._scheduler.timezone))
+                if interval is not None:
+                    self.jobs.register(name, interval)
+            return
+        assert isinstance(event, JobExecutionEvent)
+        error = (
+            None
+            if event.exception is None
+            else f"{type(event.exception).__name__}: {event.exception}"
+        )
+        next_run = job.next_run_time.timestamp() if job is not None and job.next_run_time else None
+        self.jobs.ran(name, error, next_run)
+
+    async def _serve_http(self) -> None:
+        """Start /healthz and /metrics; a port in use is logged, and reading goes on."""
+        server = self.config.server
+        if not server.enabled:
+            return
+        self.health = Health(self.config, self.tail_state, self.jobs)
+        tailer = self.tailer
+        assert tailer is not None
+        metrics = DaemonMetrics(self.counters, lambda: tailer.counts, self.health.state, self.jobs)
+        http = HttpServer(self.health, metrics)
+        try:
+            await http.start(*server.address())
+        except OSError as error:
+            log.error(
+                "cannot serve /healthz and /metrics on %s: %s; set server.listen to a free"
+                " host:port (or server.enabled: false). Reading goes on without them.",
+                server.listen,
+                error.strerror or error,
+            )
+            return
+        self.http = http
+
+    def _reload_requested(self) -> None:
+        task = asyncio.get_running_loop().create_task(self.reload())
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
+
+    async def reload(self) -> None:
+        """SIGHUP: read the configuration again and swap in its rules file, receivers, route
+        and silences; alert state stays in the ledger. A bad file keeps the old ones."""
+        from alerting.rules import RulesError
+
+        try:
+            config = load_config(self.config_path)
+        except ConfigError as error:
+            log.error("reload failed, still running the previous configuration: %s", error)
+            return
+        add_config_secrets(config)
+        if self.alerts is None or config.alerting.rules_file is None:
+            log.error(
+                "reload: alerting.rules_file was %s and is %s; turning alerting on or off"
+                " needs a restart. Nothing reloaded.",
+                self.config.alerting.rules_file,
+                config.alerting.rules_file,
+            )
+            return
+        try:
+            rules = await asyncio.to_thread(self.alerts.reload, config)
+        except (RulesError, OSError, ValueError) as error:
+            log.error("reload failed, the previous rules and receivers stay in force: %s", error)
+            return
+        log.info(
+            "reloaded %d rule(s) from %s and %d receiver(s); other changed settings apply at"
+            " the next restart",
+            rules,
+            config.alerting.rules_file,
+            len(config.alerting.receivers),
+        )
+        self.config = self.config.model_copy(update={"alerting": config.alerting})
 
     def _status(self) -> None:
         tailer = self.tailer
@@ -184,6 +342,35 @@ class Daemon:
             log.info("influx: %s", self.shipper.status())
 
 
+def _job_name(job: Job) -> str:
+    """The id a job was given, else (a generated uuid) the name of its function."""
+    return job.name if re.fullmatch("[0-9a-f]{32}", job.id) else job.id
+
+
+def _cancel_remaining(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel the tasks still pending (jobs the scheduler left running) and let them unwind."""
+    tasks = asyncio.all_tasks(loop)
+    for task in tasks:
+        task.cancel()
+
+    async def unwind() -> None:
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    loop.run_until_complete(unwind())
+
+
+def _threads_done(grace: float) -> bool:
+    """Wait up to ``grace`` seconds for the other non-daemon threads; True if all ended."""
+    deadline = time.monotonic() + grace
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join(max(0.0, deadline - time.monotonic()))
+    return all(
+        not t.is_alive() or t.daemon or t is threading.current_thread()
+        for t in threading.enumerate()
+    )
+
+
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -195,6 +382,7 @@ def _every(
     scheduler.add_job(
         job,
         "interval",
+        id=getattr(job, "__name__", None),
         seconds=every.total_seconds(),
         next_run_time=_now(scheduler),
         max_instances=1,

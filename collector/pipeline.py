@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from collector.chunks import ChunkParser
 from collector.content import ContentPolicy
-from collector.ledger import Ledger
+from collector.ledger import Batch, Ledger
 from collector.lineprotocol import LineEncoder
 from collector.outbox import Outbox, raw_feeds, rollup_feeds
 from collector.parsing import LineParser
@@ -28,6 +28,7 @@ def build_tailer(
     sources: list[Source],
     *,
     on_progress: Callable[[int], None] | None = None,
+    on_commit: Callable[[Batch], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> Tailer:
     overrides, content = config.pricing.overrides, config.content
@@ -47,6 +48,7 @@ def build_tailer(
         max_line_bytes=config.ingest.max_line_bytes,
         rotate_wait=config.ingest.rescan_interval.total_seconds(),
         on_progress=on_progress,
+        on_commit=on_commit,
         clock=clock,
     )
 

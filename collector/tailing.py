@@ -107,6 +107,7 @@ class Tailer:
         rotate_wait: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
         on_progress: Callable[[int], None] | None = None,
+        on_commit: Callable[[Batch], None] | None = None,
     ) -> None:
         self.ledger = ledger
         self.sources = sources
@@ -117,6 +118,8 @@ class Tailer:
         self.rotate_wait = rotate_wait
         self.clock = clock
         self.on_progress = on_progress
+        self.on_commit = on_commit
+        """Called with each batch once the ledger committed it (the daemon's metrics)."""
         self.counts = TailCounts()
         self.stop_requested = False
         self._open: dict[int, _Open] = {}
@@ -498,3 +501,5 @@ class Tailer:
         self.counts.add(batch)
         if self.on_progress is not None:
             self.on_progress(advanced)
+        if self.on_commit is not None:
+            self.on_commit(batch)

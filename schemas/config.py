@@ -150,6 +150,28 @@ class TiersConfig(_Section):
         return {tier: value.get(tier, defaults.get(tier)) for tier in TIERS}
 
 
+def _check_listen(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(
+            f"{value!r} is not host:port; write e.g. 127.0.0.1:9464 (0.0.0.0:9464 for every"
+            " interface, port 0 for any free port)"
+        )
+    return value
+
+
+class ServerConfig(_Section):
+    """The daemon's HTTP endpoint: ``/healthz`` and ``/metrics`` (Prometheus)."""
+
+    listen: Annotated[str, AfterValidator(_check_listen)] = "127.0.0.1:9464"
+    enabled: bool = True
+
+    def address(self) -> tuple[str, int]:
+        """(host, port); brackets around an IPv6 host are removed."""
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
 class InfluxBuckets(_Section):
     """One bucket per tier; each is created with the tier's retention when missing."""
 
@@ -221,6 +243,7 @@ class CollectorConfig(BaseSettings):
     influx: InfluxConfig | None = None
     alerting: AlertingConfig = AlertingConfig()
     reports: ReportsConfig = ReportsConfig()
+    server: ServerConfig = ServerConfig()
 
     @field_validator("dimensions")
     @classmethod

@@ -1,0 +1,217 @@
+"""/healthz and /metrics: on a real `llm-collector run`, and 503s from the in-process server
+with an injected clock (a stale job) and a ledger another connection keeps locked."""
+
+import asyncio
+import json
+import sqlite3
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime
+
+from daemon_harness import Daemon, free_port, health, samples, total, wait_for, write_config
+
+from collector.health import Health, JobRegistry, TailState, trigger_interval
+from collector.http_server import HttpServer
+from collector.ledger import Ledger
+from collector.metrics import DaemonMetrics, LlmCounters
+from collector.tailing import TailCounts
+from schemas.config import CollectorConfig
+
+MODELS = ("gpt-4o-mini", "claude-sonnet-4-5")
+
+
+def trace_line(i: int) -> dict:
+    return {
+        "timestamp": f"2026-11-20T10:{i // 60 % 60:02d}:{i % 60:02d}Z",
+        "model": MODELS[i % 2],
+        "provider": "openai" if i % 2 == 0 else "anthropic",
+        "task_type": "chat",
+        "status": "error" if i % 7 == 0 else "ok",
+        "input_tokens": 100 + i,
+        "output_tokens": 10 + i % 5,
+        "cache_read_tokens": 50 if i % 3 == 0 else 0,
+        "cost_usd": 0.001 * (i % 4),
+        "latency_ms": 200.0 + 40 * i,
+    }
+
+
+def test_healthz_and_metrics_of_a_running_daemon(tmp_path):
+    lines = [trace_line(i) for i in range(120)]
+    port = free_port()
+    config = write_config(tmp_path, port)
+    (tmp_path / "logs" / "trace.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    daemon = Daemon(config)
+    try:
+        assert wait_for(
+            lambda: total(samples(port), "llm_requests_total") == 120 if health(port)[0] else False,
+            process=daemon,
+        ), daemon.output()
+        status, body = health(port)
+        found = samples(port)
+    finally:
+        code, _ = daemon.stop()
+    assert code == 0
+    assert status == 200, body
+    assert body["status"] == "ok" and body["reasons"] == []
+    assert body["lag_bytes"] == {str(tmp_path / "logs" / "trace.jsonl"): 0}
+    assert body["outbox_pending"] is None  # no influx section
+    assert body["last_rollup"] is not None and body["last_evaluation"] is None
+    assert body["jobs"]["rollup"]["interval_s"] == 60
+
+    errors = [x for x in lines if x["status"] == "error"]
+    assert total(found, "llm_requests_total", model="gpt-4o-mini") == 60
+    assert total(found, "llm_requests_total", status="error") == len(errors)
+    assert total(found, "llm_requests_failed_total") == len(errors)
+    assert total(found, "llm_tokens_used_total", type="input") == sum(
+        x["input_tokens"] for x in lines
+    )
+    assert total(found, "llm_tokens_used_total", type="output") == sum(
+        x["output_tokens"] for x in lines
+    )
+    assert total(found, "llm_tokens_used_total", type="cached") == 50 * 40
+    assert abs(total(found, "llm_cost_usd_total") - sum(x["cost_usd"] for x in lines)) < 1e-9
+    latencies = [x["latency_ms"] / 1000 for x in lines]
+    assert total(found, "llm_response_latency_seconds_count") == 120
+    assert abs(total(found, "llm_response_latency_seconds_sum") - sum(latencies)) < 1e-6
+    for bound in ("0.25", "1", "2", "5"):
+        expected = sum(1 for s in latencies if s <= float(bound))
+        assert total(found, "llm_response_latency_seconds_bucket", le=bound) == expected
+    assert total(found, "llm_collector_lines_read_total") == 120
+    assert total(found, "llm_collector_events_total") == 120
+    assert total(found, "llm_collector_quarantined_total") == 0
+    assert total(found, "llm_collector_lag_bytes") == 0
+    assert total(found, "llm_collector_job_last_success_timestamp_seconds", job="rollup") > 0
+
+
+def test_the_labels_are_the_configured_dimensions(tmp_path):
+    port = free_port()
+    config = write_config(tmp_path, port, "dimensions: [model]\n")
+    (tmp_path / "logs" / "trace.jsonl").write_text(
+        "".join(json.dumps(trace_line(i)) + "\n" for i in range(10))
+    )
+    daemon = Daemon(config)
+    try:
+        assert wait_for(
+            lambda: health(port)[0] and total(samples(port), "llm_requests_total") == 10,
+            process=daemon,
+        ), daemon.output()
+        found = samples(port)
+    finally:
+        daemon.stop()
+    assert {labels for name, labels in found if name == "llm_requests_total"} == {
+        (("model", "claude-sonnet-4-5"),),
+        (("model", "gpt-4o-mini"),),
+    }
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def serve(tmp_path, clock, *, write_timeout=2.0):
+    """An in-process Health + HttpServer on a ledger in tmp_path; returns (config, jobs, tail,
+    run) where run(coro_fn) runs ``coro_fn(port)`` with the server up."""
+    config = CollectorConfig(ledger={"path": str(tmp_path / "ledger.db")})
+    Ledger(config.ledger.path).close()
+    jobs = JobRegistry(clock=clock, started=clock.now)
+    tail = TailState(lag=lambda: {"trace.jsonl": 5}, paused=lambda: False, stale_after=30)
+    tail.last_progress = clock.now
+
+    def run(check):
+        async def main():
+            health = Health(config, tail, jobs, write_timeout=write_timeout)
+            metrics = DaemonMetrics(LlmCounters(["model"]), TailCounts, health.state, jobs)
+            server = HttpServer(health, metrics)
+            await server.start("127.0.0.1", 0)
+            try:
+                return await asyncio.to_thread(check, server.port)
+            finally:
+                await server.close()
+                health.close()
+
+        return asyncio.run(main())
+
+    return config, jobs, tail, run
+
+
+def fetch(port, path, method="GET"):
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            return answer.status, answer.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def test_a_stale_job_and_a_stale_tail_make_healthz_503_with_the_reasons(tmp_path):
+    clock = Clock(1_800_000_000.0)
+    _, jobs, tail, run = serve(tmp_path, clock)
+    jobs.register("rollup", 60)
+    jobs.register("report_daily", 86400)
+    jobs.ran("rollup")
+    jobs.ran("report_daily")
+    assert run(lambda port: fetch(port, "/healthz"))[0] == 200
+
+    clock.now += 150  # rollup: 2.5 intervals late is still within 3 x 60 s
+    tail.last_progress = clock.now
+    assert run(lambda port: fetch(port, "/healthz"))[0] == 200
+    clock.now += 31  # 181 s since the rollup; no read for 31 s
+    status, body = run(lambda port: fetch(port, "/healthz"))
+    data = json.loads(body)
+    assert status == 503
+    assert data["status"] == "unhealthy"
+    assert data["reasons"] == [
+        "tailing: no read finished for 31 s",
+        "job rollup last ran 181 s ago (every 60 s)",
+    ]
+    assert data["lag_bytes"] == {"trace.jsonl": 5}
+    assert data["last_report"] == datetime.fromtimestamp(1_800_000_000, UTC).isoformat()
+
+
+def test_a_ledger_locked_by_another_writer_makes_healthz_503(tmp_path):
+    clock = Clock(1_800_000_000.0)
+    config, _, _, run = serve(tmp_path, clock, write_timeout=0.1)
+    other = sqlite3.connect(config.ledger.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        status, body = run(lambda port: fetch(port, "/healthz"))
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert status == 503
+    assert json.loads(body)["reasons"] == [
+        f"ledger {config.ledger.path} not writable: database is locked"
+    ]
+    assert run(lambda port: fetch(port, "/healthz"))[0] == 200
+
+
+def test_unknown_paths_and_methods_and_head(tmp_path):
+    _, _, _, run = serve(tmp_path, Clock(1_800_000_000.0))
+
+    def check(port):
+        return (
+            fetch(port, "/nope")[0],
+            fetch(port, "/metrics", method="POST")[0],
+            fetch(port, "/healthz?verbose=1")[0],
+            fetch(port, "/metrics", method="HEAD"),
+        )
+
+    missing, post, query, head = run(check)
+    assert (missing, post, query) == (404, 405, 200)
+    assert head == (200, b"")
+
+
+def test_interval_and_cron_triggers_give_the_job_interval():
+    from apscheduler.triggers.cron import CronTrigger
+    from apscheduler.triggers.date import DateTrigger
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    now = datetime(2026, 11, 20, 10, tzinfo=UTC)
+    assert trigger_interval(IntervalTrigger(seconds=15), now) == 15
+    assert trigger_interval(CronTrigger(hour=1, timezone="UTC"), now) == 86400
+    assert trigger_interval(CronTrigger(day_of_week="mon", hour=2, timezone="UTC"), now) == 604800
+    assert trigger_interval(DateTrigger(now), now) is None

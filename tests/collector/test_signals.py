@@ -1,0 +1,199 @@
+"""Signals to a real `llm-collector run`: SIGTERM commits and exits 0 within 5 s while reading a
+growing trace with parse workers and a hanging InfluxDB; SIGHUP reloads rules and receivers,
+keeping alert state; a bad file on SIGHUP keeps the old configuration running."""
+
+import json
+import signal
+import socket
+import sqlite3
+import sys
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from daemon_harness import Appender, Daemon, free_port, wait_for, write_config
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "alerting"))
+from fake_slack import FakeSlack
+
+LINE = '{{"timestamp": "2026-11-20T10:00:00Z", "model": "m", "call_id": "{i}"}}\n'
+
+
+def query(tmp_path, sql, *args):
+    try:
+        db = sqlite3.connect(tmp_path / "ledger.db")
+        try:
+            return db.execute(sql, args).fetchall()
+        finally:
+            db.close()
+    except sqlite3.OperationalError:
+        return []
+
+
+class BlackHole:
+    """A TCP server that accepts and reads but never answers: InfluxDB hanging mid-request."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.accepted: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted.append(conn)
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.accepted:
+            conn.close()
+
+
+def test_sigterm_mid_backlog_with_workers_and_a_hanging_influxdb_exits_0_within_5_s(tmp_path):
+    hole = BlackHole()
+    config = write_config(
+        tmp_path,
+        free_port(),
+        f"influx: {{url: '{hole.url}', org: llm, token: t0ken-xyz, timeout: 10s}}\n",
+        ingest="{poll_interval: 50ms, rescan_interval: 100ms, parse_workers: 2}",
+    )
+    trace = tmp_path / "logs" / "trace.jsonl"
+    backlog = 300_000
+    with trace.open("w") as out:
+        out.writelines(LINE.format(i=f"b{i}") for i in range(backlog))
+    daemon = Daemon(config)
+    try:
+        with Appender(trace, LINE.replace('"{i}"', '"g{i}"'), every=0.001):
+            assert wait_for(
+                lambda: query(tmp_path, "SELECT count(*) FROM calls") > [(0,)], process=daemon
+            ), daemon.output()
+            assert len(hole.accepted) > 0  # the shipper's request is in flight, unanswered
+            code, seconds = daemon.stop()
+    finally:
+        hole.close()
+    assert code == 0, daemon.output()
+    assert seconds < 5, daemon.output()
+    assert "collector stopped" in daemon.output()
+    ids = [row[0] for row in query(tmp_path, "SELECT call_id FROM calls")]
+    assert len(ids) == len(set(ids))
+    [(offset,)] = query(tmp_path, "SELECT offset FROM streams")
+    committed_lines = trace.read_bytes()[:offset].count(b"\n")
+    assert committed_lines == len(ids)  # the offset and the events committed together
+    print(f"SIGTERM to exit: {seconds:.2f} s with {len(ids)} of {backlog}+ lines committed")
+
+
+RULE_ERRORS = (
+    "  - {name: Errors, kind: threshold, metric: errors, window: 1h, op: '>', threshold: 0}\n"
+)
+RULE_VOLUME = (
+    "  - {name: Volume, kind: threshold, metric: requests, window: 1h, op: '>=', threshold: 1}\n"
+)
+
+
+def alerting_config(tmp_path, port, slack_url=None):
+    receivers = (
+        f"[{{name: team, slack: {{webhook_url: '{slack_url}/hook'}}}}]" if slack_url else "[]"
+    )
+    routes = "[{match: {alertname: Volume}, receiver: team}]" if slack_url else "[]"
+    return write_config(
+        tmp_path,
+        port,
+        "alerting:\n"
+        f"  rules_file: {tmp_path}/rules.yaml\n"
+        "  evaluation_interval: 200ms\n"
+        "  delivery_interval: 100ms\n"
+        f"  receivers: {receivers}\n"
+        f"  route: {{receiver: console, group_wait: 0s, routes: {routes}}}\n",
+    )
+
+
+def state(tmp_path):
+    return {
+        rule: (status, fired)
+        for rule, status, fired in query(tmp_path, "SELECT rule, state, fired_us FROM alert_state")
+    }
+
+
+def notices(tmp_path, rule):
+    return query(
+        tmp_path,
+        "SELECT receiver, sent_us FROM notifications WHERE alert_key LIKE ?",
+        f"%{rule}%",
+    )
+
+
+@pytest.fixture
+def firing_daemon(tmp_path):
+    """A daemon whose rule Errors fires and was notified once (console)."""
+    (tmp_path / "rules.yaml").write_text("rules:\n" + RULE_ERRORS)
+    port = free_port()
+    config = alerting_config(tmp_path, port)
+    now = datetime.now(UTC).isoformat()
+    (tmp_path / "logs" / "trace.jsonl").write_text(
+        json.dumps({"timestamp": now, "model": "m", "status": "error"}) + "\n"
+    )
+    daemon = Daemon(config)
+    try:
+        assert wait_for(
+            lambda: (
+                state(tmp_path).get("Errors", ("",))[0] == "firing"
+                and all(sent for _, sent in notices(tmp_path, "Errors"))
+            ),
+            process=daemon,
+        ), daemon.output()
+        yield daemon, port
+    finally:
+        daemon.stop()
+
+
+def test_sighup_reloads_rules_and_receivers_and_keeps_alert_state(tmp_path, firing_daemon):
+    daemon, port = firing_daemon
+    before = state(tmp_path)["Errors"]
+    with FakeSlack() as slack:
+        alerting_config(tmp_path, port, slack.url)
+        (tmp_path / "rules.yaml").write_text("rules:\n" + RULE_ERRORS + RULE_VOLUME)
+        daemon.signal(signal.SIGHUP)
+        assert slack.arrived.wait(10), daemon.output()  # new rule, new receiver
+        assert wait_for(lambda: "Volume" in state(tmp_path), process=daemon)
+    code, _ = daemon.stop()
+    assert code == 0, daemon.output()
+    assert "reloaded 2 rule(s)" in daemon.output()
+    [(_, path, body)] = slack.requests
+    assert (path, body["text"]) == ("/hook", "[FIRING:1] Volume")
+    assert state(tmp_path)["Errors"] == before  # still firing since the same moment
+    assert len(notices(tmp_path, "Errors")) == 1  # not notified again
+
+
+def test_a_bad_file_on_sighup_keeps_the_running_configuration(tmp_path, firing_daemon):
+    daemon, _ = firing_daemon
+    (tmp_path / "rules.yaml").write_text("rules:\n  - {name: Bad, kind: absence, windw: 1m}\n")
+    daemon.signal(signal.SIGHUP)
+    assert wait_for(lambda: "reload failed" in daemon.output(), process=daemon)
+    evaluated = query(tmp_path, "SELECT evaluated_us FROM alert_rules WHERE rule = 'Errors'")[0][0]
+    assert wait_for(
+        lambda: (
+            query(tmp_path, "SELECT evaluated_us FROM alert_rules WHERE rule = 'Errors'")[0][0]
+            > evaluated
+        ),
+        process=daemon,
+    )  # the old rules are still evaluated
+    (tmp_path / "collector.yaml").write_text("ingest: {poll_interval: 1 minute}\n")
+    daemon.signal(signal.SIGHUP)
+    assert wait_for(lambda: daemon.output().count("reload failed") == 2, process=daemon)
+    code, _ = daemon.stop()
+    assert code == 0
+    output = daemon.output()
+    assert f"{tmp_path}/rules.yaml: rule Bad: windw: unknown key" in output
+    assert "the previous rules and receivers stay in force" in output
+    assert "ingest.poll_interval" in output and "still running the previous configuration" in output
+    assert state(tmp_path)["Errors"][0] == "firing"
