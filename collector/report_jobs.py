@@ -5,7 +5,7 @@ injected clock."""
 
 from __future__ import annotations
 
-import logging
+import asyncio
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -17,8 +17,6 @@ from collector.tier_jobs import Clock
 from reports.schedule import trigger
 from reports.service import Outcome, ReportService
 from schemas.config import CollectorConfig
-
-log = logging.getLogger("collector.reports")
 
 
 class ReportJobs:
@@ -43,7 +41,7 @@ class ReportJobs:
         self._running = True
         try:
             now = self.clock()
-            self.service.open_due(now)
+            await asyncio.to_thread(self.service.open_due, now)  # may wait for the writer
             return await self.service.deliver(now)
         finally:
             self._running = False

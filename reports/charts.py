@@ -53,7 +53,7 @@ def _chart(name: str, title: str, plot: Any) -> Chart:
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     ax.tick_params(labelsize=7)
-    figure.subplots_adjust(left=0.08, right=0.8 if ax.get_legend() else 0.98, bottom=0.12)
+    figure.subplots_adjust(left=0.08, right=0.74 if ax.get_legend() else 0.98, bottom=0.12)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return Chart(name, title, buffer.getvalue())

@@ -45,15 +45,20 @@ class Fold:
         self.drivers: dict[tuple[Any, ...], Cell] = {}
 
     def read(self, start_us: int, end_us: int, tier: str) -> Fold:
-        driver_at = [self.dims.index(d) for d in DRIVER_DIMENSIONS if d in self.dims]
+        """Merge each row twice (into its bucket and into its combination of dimension values);
+        the total, groups and drivers come from the few combinations (sketch merges cost)."""
+        combinations: dict[tuple[Any, ...], Cell] = {}
         for window_us, values, cell in self.reader.rows(start_us, end_us, tier, self.dims):
+            self._into(combinations, values, cell)
+            if self.starts:
+                self._bucket(window_us, values, cell)
+        driver_at = [self.dims.index(d) for d in DRIVER_DIMENSIONS if d in self.dims]
+        for values, cell in combinations.items():
             self.total.merge(cell)
             for name, value in zip(self.dims, values, strict=True):
                 self._into(self.groups[name], value, cell)
             if driver_at:
                 self._into(self.drivers, tuple(values[i] for i in driver_at), cell)
-            if self.starts:
-                self._bucket(window_us, values, cell)
         return self
 
     def _into(self, cells: dict[Any, Cell], key: Any, cell: Cell) -> None:

@@ -63,13 +63,3 @@ def mark_failed(db: sqlite3.Connection, key: Key, channel: str, error: str, retr
             " WHERE kind = ? AND period = ? AND channel = ?",
             (retry_us, error, *key, channel),
         )
-
-
-def history(db: sqlite3.Connection) -> list[dict[str, object]]:
-    """Every row, oldest first (for status and tests)."""
-    cursor = db.execute(
-        "SELECT kind, period, channel, created_us, due_us, sent_us, attempts, last_error"
-        " FROM report_log ORDER BY created_us, kind, period, channel"
-    )
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor]

@@ -95,27 +95,30 @@ class ReportService:
         for key, channels in (await asyncio.to_thread(sentlog.due, self.db, now_us)).items():
             kind, label = key
             try:
-                rendered = await asyncio.to_thread(
-                    self.render, Period.from_label(kind, label, self.zone)
-                )
+                period = Period.from_label(kind, label, self.zone)
+                rendered = await asyncio.to_thread(self.render, period)
             except Exception as error:
                 log.exception("%s report for %s could not be built", kind, label)
-                rendered, failure = None, f"report not built: {type(error).__name__}: {error}"
+                for channel in channels:
+                    reason = f"report not built: {type(error).__name__}: {error}"
+                    await self._failed(outcome, key, channel, reason, retry_us)
+                continue
             for channel in channels:
                 try:
-                    if rendered is None:
-                        raise NotifyError(failure)
                     await self.send(rendered, channel)
                 except NotifyError as error:
-                    log.warning("%s report %s to %s failed: %s", kind, label, channel, error)
-                    outcome.failed[(kind, label, channel)] = str(error)
-                    await asyncio.to_thread(
-                        sentlog.mark_failed, self.db, key, channel, str(error), retry_us
-                    )
+                    await self._failed(outcome, key, channel, str(error), retry_us)
                     continue
                 await asyncio.to_thread(sentlog.mark_sent, self.db, key, channel, now_us)
                 outcome.sent.append((kind, label, channel))
         return outcome
+
+    async def _failed(
+        self, outcome: Outcome, key: sentlog.Key, channel: str, error: str, retry_us: int
+    ) -> None:
+        log.warning("%s report %s to %s failed: %s", *key, channel, error)
+        outcome.failed[(*key, channel)] = error
+        await asyncio.to_thread(sentlog.mark_failed, self.db, key, channel, error, retry_us)
 
     async def send(self, rendered: archive.Rendered, channel: str) -> None:
         """Deliver to one channel: files, email or slack; `NotifyError` if not taken."""

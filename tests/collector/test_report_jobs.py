@@ -13,7 +13,6 @@ import pytest
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from collector.report_jobs import ReportJobs
-from reports import sentlog
 from schemas.config import CollectorConfig
 from schemas.reports import ReportsConfig
 from tests.alerting.fake_slack import FakeSlack
@@ -127,9 +126,11 @@ def test_smtp_down_is_retried_and_delivered_once(server, tmp_path, ledger_dir):
     assert run(loaded, clock).sent == []
     assert len(server.inbox.envelopes) == 1
     jobs = ReportJobs(loaded, clock)
-    email = [r for r in sentlog.history(jobs.ledger.db) if r["channel"] == "email"]
+    email = jobs.ledger.db.execute(
+        "SELECT attempts, last_error FROM report_log WHERE channel = 'email'"
+    ).fetchall()
     jobs.close()
-    assert [(r["attempts"], r["last_error"]) for r in email] == [(2, None)]
+    assert email == [(2, None)]
 
 
 def test_cron_jobs_in_the_reporting_zone_and_a_catch_up_pass(tmp_path, ledger_dir):
