@@ -2,8 +2,8 @@
 
 The dashboards are plain Grafana JSON, generated here so that every panel's Flux comes from one
 place (`flux_queries.py`) and matches what the collector configured in `docker/collector.yaml`
-writes: its buckets, retention and dimensions. Budget panels come from the budget rules of the rules
-file the image ships (`examples/rules.yaml`). The committed JSON in `dashboards/` is this
+writes: its buckets, retention and dimensions. Budget panels come from the budget rules of the
+rules file the image ships (`examples/rules.yaml`). The committed JSON in `dashboards/` is this
 script's output; a test fails when they differ.
 """
 
@@ -34,7 +34,7 @@ TAGS_USED = ("model", "task_type", "tenant_id", "error_type")
 """Dimensions the panels group or filter by: the collector's config must tag with them."""
 SOURCE_NOTE = (
     "Reads the raw bucket while the range starts within the raw retention, else the finest "
-    "tier bucket that still holds its start (panel 'Bucket read')."
+    "tier bucket that still holds its start (the Overview's panel 'Bucket read')."
 )
 TIER_PERCENTILE_NOTE = (
     " From a tier bucket: the highest group percentile per window, an upper bound of the "
@@ -57,14 +57,14 @@ class Panel:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self, panel_id: int, x: int, y: int) -> dict[str, Any]:
-        targets = []
-        for index, query in enumerate(self.queries):
-            target = {"refId": chr(ord("A") + index), "datasource": DATASOURCE, "query": query}
-            targets.append(target)
+        targets = [
+            {"refId": _ref(index), "datasource": DATASOURCE, "query": query}
+            for index, query in enumerate(self.queries)
+        ]
         defaults: dict[str, Any] = {"unit": self.unit}
         overrides = [
             {
-                "matcher": {"id": "byFrameRefID", "options": chr(ord("A") + index)},
+                "matcher": {"id": "byFrameRefID", "options": _ref(index)},
                 "properties": [{"id": "displayName", "value": name}],
             }
             for index, name in enumerate(self.legends)
@@ -80,6 +80,11 @@ class Panel:
             "options": _options(self.kind),
             "targets": targets,
         }
+
+
+def _ref(index: int) -> str:
+    """A target's refId: A, B, C..."""
+    return chr(ord("A") + index)
 
 
 def _options(kind: str) -> dict[str, Any]:
