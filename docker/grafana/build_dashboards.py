@@ -152,8 +152,11 @@ def dashboard(uid: str, title: str, panels: list[Panel], store: flux.Store) -> d
     }
 
 
-def _stat(title: str, query: str, unit: str = "short") -> Panel:
-    return Panel(title, [query], kind="stat", unit=unit, width=4, height=4)
+def _stat(
+    title: str, query: str, unit: str = "short", width: int = 4, description: str = SOURCE_NOTE
+) -> Panel:
+    """A single number (or word) over the whole time range."""
+    return Panel(title, [query], "stat", unit, width, 4, description)
 
 
 def overview(store: flux.Store) -> list[Panel]:
@@ -162,24 +165,13 @@ def overview(store: flux.Store) -> list[Panel]:
         _stat("Success rate", flux.error_rate_total(store, success=True), "percentunit"),
         _stat("Cost", flux.summed_total(store, "cost_usd"), "currencyUSD"),
         _stat("Tokens", flux.summed_total(store, "total_tokens")),
-        Panel(
+        _stat(
             "p95 latency",
-            [flux.latency_total(store, 0.95)],
-            kind="stat",
-            unit="ms",
-            width=4,
-            height=4,
+            flux.latency_total(store, 0.95),
+            "ms",
             description=SOURCE_NOTE + TIER_PERCENTILE_NOTE,
         ),
-        Panel(
-            "Bucket read",
-            [flux.source_bucket(store)],
-            kind="stat",
-            unit="string",
-            width=4,
-            height=4,
-            description=SOURCE_NOTE,
-        ),
+        _stat("Bucket read", flux.source_bucket(store), "string"),
         Panel("Requests by model", [flux.requests(store, ["model"])]),
         Panel(
             "Success rate",
@@ -317,14 +309,8 @@ def quality(store: flux.Store) -> list[Panel]:
 
 def errors(store: flux.Store) -> list[Panel]:
     return [
-        Panel(
-            "Error rate in range",
-            [flux.error_rate_total(store)],
-            kind="stat",
-            unit="percentunit",
-            height=4,
-        ),
-        Panel("Failed calls in range", [flux.errors_total(store)], kind="stat", height=4),
+        _stat("Error rate in range", flux.error_rate_total(store), "percentunit", width=12),
+        _stat("Failed calls in range", flux.errors_total(store), width=12),
         Panel("Error rate", [flux.error_rate(store)], unit="percentunit", legends=["error rate"]),
         Panel("Errors by type", [flux.errors(store, ["error_type"])], extra=_bars()),
         Panel("Error rate by model", [flux.error_rate(store, ["model"])], unit="percentunit"),
