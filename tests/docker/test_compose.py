@@ -115,8 +115,8 @@ def test_the_container_config_loads_and_points_at_the_mounts():
     assert config.quarantine.path.parent == config.ledger.path.parent
     env = collector_environment()
     assert collector[env["LLM_COLLECTOR_CONFIG"]] == ("./collector.yaml", "ro")
-    # The loader validates server.listen from this variable (the Dockerfile's ENV).
-    assert env["LLM_COLLECTOR_SERVER__LISTEN"] == "0.0.0.0:9464"
+    assert env["LLM_COLLECTOR_SERVER__LISTEN"] == "0.0.0.0:9464"  # the Dockerfile's ENV
+    assert config.server.address() == ("0.0.0.0", 9464)
     ports = compose()["services"]["collector"]["ports"]
     assert ports == ["127.0.0.1:${COLLECTOR_PORT:-9464}:9464"]
 
