@@ -103,6 +103,15 @@ def _write_trace(path, total, bad_every):
     return good, bad_offsets
 
 
+def _wait_for_a_commit(db_path, daemon, timeout=30.0):
+    """Until a daemon just started has committed a batch (or the trace is all in): a slow
+    start on a loaded machine must not turn every kill into a kill before the first commit."""
+    before, deadline = _progress(db_path), time.monotonic() + timeout
+    while _progress(db_path) == before and time.monotonic() < deadline:
+        assert daemon.poll() is None, "the daemon exited"
+        time.sleep(0.02)
+
+
 def _kill_and_reap(process):
     process.send_signal(signal.SIGKILL)
     return process.wait(timeout=30)
@@ -227,7 +236,8 @@ def test_daemon_killed_while_the_writer_appends_then_restarted_has_every_line_on
         writer.start()
         at_kill = []
         for _ in range(5):
-            time.sleep(rng.uniform(0.3, 1.5))
+            _wait_for_a_commit(db_path, daemon)
+            time.sleep(rng.uniform(0, 0.5))
             assert _kill_and_reap(daemon) == -signal.SIGKILL
             at_kill.append(_check_consistent(db_path))
             time.sleep(rng.uniform(0, 0.5))  # down for a while; the writer goes on (may rotate)
