@@ -23,8 +23,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from collector.cli_common import config_option, config_or_exit, ledger_or_exit
 from collector.ledger import Ledger
 from collector.parsing import CALL_COLUMNS, SCORE_COLUMNS
+from collector.tiers import METRIC_COLUMNS
 from collector.timespec import parse_time, to_us
-from schemas.config import TIERS
+from schemas.config import ALLOWED_DIMENSIONS, TIERS
 
 err = Console(stderr=True)
 
@@ -35,33 +36,12 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TIER_COLUMNS = (
     "window_start_us",
     "window_end_us",
-    "model",
-    "provider",
-    "task_type",
-    "operation",
-    "status",
-    "error_type",
-    "tenant_id",
-    "agent_name",
-    "requests",
-    "errors",
-    "input_tokens",
-    "output_tokens",
-    "total_tokens",
-    "cache_read_tokens",
-    "cost_usd",
-    "unpriced",
-    "latency_count",
-    "latency_sum",
-    "latency_min",
-    "latency_max",
+    *ALLOWED_DIMENSIONS,
+    *METRIC_COLUMNS,
     "latency_p50",
     "latency_p90",
     "latency_p95",
     "latency_p99",
-    "quality_count",
-    "quality_sum",
-    "quality_min",
 )
 """Tier columns exported: everything but the binary latency sketch and the write sequence."""
 

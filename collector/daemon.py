@@ -115,11 +115,19 @@ class Daemon:
         )
         self._scheduler = scheduler
         ingest = self.config.ingest
-        scheduler.add_job(self._tail_loop, id="tail", next_run_time=_now(scheduler))
+        # No misfire grace: on a loaded machine start-up can take longer than APScheduler's
+        # default second, and a missed one-off job would never read (or drain) at all.
+        scheduler.add_job(
+            self._tail_loop, id="tail", next_run_time=_now(scheduler), misfire_grace_time=None
+        )
         if self.config.influx is not None:
             self.shipper = Shipper(self.config)
             scheduler.add_job(
-                self.shipper.run, args=(self._stop,), id="influx", next_run_time=_now(scheduler)
+                self.shipper.run,
+                args=(self._stop,),
+                id="influx",
+                next_run_time=_now(scheduler),
+                misfire_grace_time=None,
             )
         self._add_alert_jobs(scheduler)
         self._add_tier_jobs(scheduler)
@@ -385,6 +393,7 @@ def _every(
         id=getattr(job, "__name__", None),
         seconds=every.total_seconds(),
         next_run_time=_now(scheduler),
+        misfire_grace_time=None,  # the first run catches up: it must not be skipped as late
         max_instances=1,
         coalesce=True,
     )

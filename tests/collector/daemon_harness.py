@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -13,6 +14,9 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -40,6 +44,11 @@ def write_config(tmp_path: Path, port: int, extra: str = "", ingest: str = INGES
     return config
 
 
+def command(*args: str) -> list[str]:
+    """``llm-collector ARGS`` with this interpreter."""
+    return [sys.executable, "-c", "from collector.cli import main; main()", *args]
+
+
 class Daemon:
     """``llm-collector run`` in a subprocess; stdout and stderr collected in the background."""
 
@@ -48,15 +57,7 @@ class Daemon:
         self._out = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the daemon)
         self._err = tempfile.TemporaryFile()  # noqa: SIM115
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "from collector.cli import main; main()",
-                *args,
-                "run",
-                "--config",
-                str(config),
-            ],
+            command(*args, "run", "--config", str(config)),
             stdout=self._out,
             stderr=self._err,
             env=env,
@@ -158,3 +159,78 @@ class Appender:
                 trace.flush()
                 self.written += 1
                 time.sleep(self.every)
+
+
+def query(tmp_path, sql, *args):
+    try:
+        db = sqlite3.connect(tmp_path / "ledger.db")
+        try:
+            return db.execute(sql, args).fetchall()
+        finally:
+            db.close()
+    except sqlite3.OperationalError:
+        return []
+
+
+RULE_ERRORS = (
+    "  - {name: Errors, kind: threshold, metric: errors, window: 1h, op: '>', threshold: 0}\n"
+)
+RULE_VOLUME = (
+    "  - {name: Volume, kind: threshold, metric: requests, window: 1h, op: '>=', threshold: 1}\n"
+)
+
+
+def alerting_config(tmp_path, port, slack_url=None):
+    receivers = (
+        f"[{{name: team, slack: {{webhook_url: '{slack_url}/hook'}}}}]" if slack_url else "[]"
+    )
+    routes = "[{match: {alertname: Volume}, receiver: team}]" if slack_url else "[]"
+    return write_config(
+        tmp_path,
+        port,
+        "alerting:\n"
+        f"  rules_file: {tmp_path}/rules.yaml\n"
+        "  evaluation_interval: 200ms\n"
+        "  delivery_interval: 100ms\n"
+        f"  receivers: {receivers}\n"
+        f"  route: {{receiver: console, group_wait: 0s, routes: {routes}}}\n",
+    )
+
+
+def state(tmp_path):
+    return {
+        rule: (status, fired)
+        for rule, status, fired in query(tmp_path, "SELECT rule, state, fired_us FROM alert_state")
+    }
+
+
+def notices(tmp_path, rule):
+    return query(
+        tmp_path,
+        "SELECT receiver, sent_us FROM notifications WHERE alert_key LIKE ?",
+        f"%{rule}%",
+    )
+
+
+@contextmanager
+def firing(tmp_path: Path) -> Iterator[tuple[Daemon, int]]:
+    """A daemon whose rule Errors fires and was notified once (console); stopped after."""
+    (tmp_path / "rules.yaml").write_text("rules:\n" + RULE_ERRORS)
+    port = free_port()
+    config = alerting_config(tmp_path, port)
+    now = datetime.now(UTC).isoformat()
+    (tmp_path / "logs" / "trace.jsonl").write_text(
+        json.dumps({"timestamp": now, "model": "m", "status": "error"}) + "\n"
+    )
+    daemon = Daemon(config)
+    try:
+        assert wait_for(
+            lambda: (
+                state(tmp_path).get("Errors", ("",))[0] == "firing"
+                and all(sent for _, sent in notices(tmp_path, "Errors"))
+            ),
+            process=daemon,
+        ), daemon.output()
+        yield daemon, port
+    finally:
+        daemon.stop()

@@ -113,6 +113,17 @@ def ledger_rows(ledger, sql, *args):
         db.close()
 
 
+def events(ledger, table, columns):
+    """The rows `export` should give for SPAN: id and columns, oldest first."""
+    return ledger_rows(
+        ledger,
+        f"SELECT id, {', '.join(columns)} FROM {table} WHERE ts_us >= ? AND ts_us < ?"
+        " ORDER BY ts_us, id",
+        START,
+        END,
+    )
+
+
 def us(text):
     return int(datetime.fromisoformat(text).astimezone(UTC).timestamp() * 1_000_000)
 
@@ -120,13 +131,7 @@ def us(text):
 def test_export_calls_as_csv_and_jsonl_equal_the_ledger_rows(example):
     config, ledger = example
     columns = [c for c in CALL_COLUMNS if c != "stream_id"]
-    expected = ledger_rows(
-        ledger,
-        f"SELECT id, {', '.join(columns)} FROM calls WHERE ts_us >= ? AND ts_us < ?"
-        " ORDER BY ts_us, id",
-        START,
-        END,
-    )
+    expected = events(ledger, "calls", columns)
     assert len(expected) > 1000
     as_jsonl = [
         json.loads(line)
@@ -150,13 +155,7 @@ def test_export_scores_and_a_tier(example):
     config, ledger = example
     scores = cli(str(config), "export", *SPAN, "--scores", "--format", "jsonl").stdout.splitlines()
     columns = [c for c in SCORE_COLUMNS if c != "stream_id"]
-    expected = ledger_rows(
-        ledger,
-        f"SELECT id, {', '.join(columns)} FROM scores WHERE ts_us >= ? AND ts_us < ?"
-        " ORDER BY ts_us, id",
-        START,
-        END,
-    )
+    expected = events(ledger, "scores", columns)
     assert len(scores) == len(expected) > 0
     assert [json.loads(line)["value"] for line in scores] == [row[3] for row in expected]
 

@@ -16,7 +16,7 @@ import pytest
 import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
-from daemon_harness import Daemon, free_port, wait_for, write_config
+from daemon_harness import Daemon, command, free_port, wait_for, write_config
 
 from collector.logs import MASK, JsonFormatter, Redactor
 
@@ -150,14 +150,7 @@ def cli_outputs(config, *commands):
     """stdout + stderr of each CLI command, run side by side."""
     processes = [
         subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "from collector.cli import main; main()",
-                *args,
-                "--config",
-                str(config),
-            ],
+            command(*args, "--config", str(config)),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -183,7 +176,7 @@ def test_secrets_never_reach_logs_or_error_messages(tmp_path, influx_401, smtp_r
                     failed_receivers(tmp_path) == {"hook", "bot", "mail"}
                     and Unauthorized.requests > 0
                 ),
-                timeout=30,
+                timeout=90,  # three receivers in turn, slack-sdk retrying the 500s
                 process=daemon,
             ), daemon.output()
         finally:
@@ -242,14 +235,7 @@ def test_json_lines_have_ts_level_logger_message_and_exception():
 
 def test_log_format_from_the_environment(tmp_path):
     result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from collector.cli import main; main()",
-            "status",
-            "--config",
-            str(tmp_path / "missing.yaml"),
-        ],
+        command("status", "--config", str(tmp_path / "missing.yaml")),
         capture_output=True,
         text=True,
         env={"LLM_COLLECTOR_LOG_FORMAT": "yaml", "PATH": "/usr/bin"},

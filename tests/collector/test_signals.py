@@ -2,33 +2,32 @@
 growing trace with parse workers and a hanging InfluxDB; SIGHUP reloads rules and receivers,
 keeping alert state; a bad file on SIGHUP keeps the old configuration running."""
 
-import json
 import signal
 import socket
-import sqlite3
 import sys
 import threading
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from daemon_harness import Appender, Daemon, free_port, wait_for, write_config
+from daemon_harness import (
+    RULE_ERRORS,
+    RULE_VOLUME,
+    Appender,
+    Daemon,
+    alerting_config,
+    firing,
+    free_port,
+    notices,
+    query,
+    state,
+    wait_for,
+    write_config,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "alerting"))
 from fake_slack import FakeSlack
 
 LINE = '{{"timestamp": "2026-11-20T10:00:00Z", "model": "m", "call_id": "{i}"}}\n'
-
-
-def query(tmp_path, sql, *args):
-    try:
-        db = sqlite3.connect(tmp_path / "ledger.db")
-        try:
-            return db.execute(sql, args).fetchall()
-        finally:
-            db.close()
-    except sqlite3.OperationalError:
-        return []
 
 
 class BlackHole:
@@ -75,9 +74,12 @@ def test_sigterm_mid_backlog_with_workers_and_a_hanging_influxdb_exits_0_within_
     try:
         with Appender(trace, LINE.replace('"{i}"', '"g{i}"'), every=0.001):
             assert wait_for(
-                lambda: query(tmp_path, "SELECT count(*) FROM calls") > [(0,)], process=daemon
+                lambda: (
+                    query(tmp_path, "SELECT count(*) FROM calls") > [(0,)]
+                    and len(hole.accepted) > 0
+                ),  # the shipper's request in flight, unanswered
+                process=daemon,
             ), daemon.output()
-            assert len(hole.accepted) > 0  # the shipper's request is in flight, unanswered
             code, seconds = daemon.stop()
     finally:
         hole.close()
@@ -92,68 +94,10 @@ def test_sigterm_mid_backlog_with_workers_and_a_hanging_influxdb_exits_0_within_
     print(f"SIGTERM to exit: {seconds:.2f} s with {len(ids)} of {backlog}+ lines committed")
 
 
-RULE_ERRORS = (
-    "  - {name: Errors, kind: threshold, metric: errors, window: 1h, op: '>', threshold: 0}\n"
-)
-RULE_VOLUME = (
-    "  - {name: Volume, kind: threshold, metric: requests, window: 1h, op: '>=', threshold: 1}\n"
-)
-
-
-def alerting_config(tmp_path, port, slack_url=None):
-    receivers = (
-        f"[{{name: team, slack: {{webhook_url: '{slack_url}/hook'}}}}]" if slack_url else "[]"
-    )
-    routes = "[{match: {alertname: Volume}, receiver: team}]" if slack_url else "[]"
-    return write_config(
-        tmp_path,
-        port,
-        "alerting:\n"
-        f"  rules_file: {tmp_path}/rules.yaml\n"
-        "  evaluation_interval: 200ms\n"
-        "  delivery_interval: 100ms\n"
-        f"  receivers: {receivers}\n"
-        f"  route: {{receiver: console, group_wait: 0s, routes: {routes}}}\n",
-    )
-
-
-def state(tmp_path):
-    return {
-        rule: (status, fired)
-        for rule, status, fired in query(tmp_path, "SELECT rule, state, fired_us FROM alert_state")
-    }
-
-
-def notices(tmp_path, rule):
-    return query(
-        tmp_path,
-        "SELECT receiver, sent_us FROM notifications WHERE alert_key LIKE ?",
-        f"%{rule}%",
-    )
-
-
 @pytest.fixture
 def firing_daemon(tmp_path):
-    """A daemon whose rule Errors fires and was notified once (console)."""
-    (tmp_path / "rules.yaml").write_text("rules:\n" + RULE_ERRORS)
-    port = free_port()
-    config = alerting_config(tmp_path, port)
-    now = datetime.now(UTC).isoformat()
-    (tmp_path / "logs" / "trace.jsonl").write_text(
-        json.dumps({"timestamp": now, "model": "m", "status": "error"}) + "\n"
-    )
-    daemon = Daemon(config)
-    try:
-        assert wait_for(
-            lambda: (
-                state(tmp_path).get("Errors", ("",))[0] == "firing"
-                and all(sent for _, sent in notices(tmp_path, "Errors"))
-            ),
-            process=daemon,
-        ), daemon.output()
-        yield daemon, port
-    finally:
-        daemon.stop()
+    with firing(tmp_path) as running:
+        yield running
 
 
 def test_sighup_reloads_rules_and_receivers_and_keeps_alert_state(tmp_path, firing_daemon):

@@ -1,0 +1,41 @@
+"""``llm-collector status`` beside a running daemon: firing alerts from the ledger, and the
+jobs' last and next runs from the daemon's /healthz."""
+
+import json
+from datetime import datetime
+
+from click.testing import CliRunner
+from daemon_harness import firing
+
+from collector.cli import main
+
+
+def status(config, *args):
+    result = CliRunner().invoke(main, ["status", "--config", str(config), *args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_status_shows_firing_alerts_and_the_daemons_jobs(tmp_path):
+    with firing(tmp_path):
+        state = json.loads(status(tmp_path / "collector.yaml", "--json"))
+        text = status(tmp_path / "collector.yaml")
+    [alert] = state["firing_alerts"]
+    assert (alert["rule"], alert["labels"]["alertname"], alert["value"]) == ("Errors", "Errors", 1)
+    daemon = state["daemon"]
+    assert daemon["status"] in ("ok", "unhealthy")
+    evaluate = daemon["jobs"]["evaluate"]
+    assert evaluate["interval_s"] == 0.2
+    last, upcoming = (datetime.fromisoformat(evaluate[k]) for k in ("last_run", "next_run"))
+    assert 0 <= (upcoming - last).total_seconds() <= 1
+    assert {"rollup", "expire", "deliver", "status"} <= set(daemon["jobs"])
+    assert "firing alerts: 1" in text and "Errors" in text
+    assert "evaluate" in text and "0.2 s" in text
+
+
+def test_status_without_a_daemon_says_so(tmp_path):
+    with firing(tmp_path):
+        pass  # a ledger with a firing alert, and the daemon gone
+    state = json.loads(status(tmp_path / "collector.yaml", "--json"))
+    assert state["firing_alerts"][0]["rule"] == "Errors"
+    assert state["daemon"]["error"].startswith("no daemon answering at http://127.0.0.1:")
