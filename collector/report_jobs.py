@@ -58,6 +58,7 @@ class ReportJobs:
                 id=f"report-{kind}",
                 max_instances=1,
                 coalesce=True,
+                misfire_grace_time=None,  # a busy loop at the due time delays it, never skips it
             )
         scheduler.add_job(
             self.run,
@@ -67,6 +68,7 @@ class ReportJobs:
             next_run_time=datetime.now(self.zone),
             max_instances=1,
             coalesce=True,
+            misfire_grace_time=None,
         )
 
     def close(self) -> None:

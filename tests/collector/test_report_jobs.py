@@ -139,6 +139,7 @@ def test_cron_jobs_in_the_reporting_zone_and_a_catch_up_pass(tmp_path, ledger_di
     jobs = ReportJobs(loaded, Clock())
     jobs.schedule(scheduler)
     found = {job.id: job.trigger for job in scheduler.get_jobs()}
+    assert {job.misfire_grace_time for job in scheduler.get_jobs()} == {None}
     jobs.close()
     assert set(found) == {"report-daily", "report-catch-up"}
     after = datetime(2026, 11, 21, 2, 0, tzinfo=BERLIN)
