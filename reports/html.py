@@ -55,7 +55,7 @@ def _section(section: Section, images: Sequence[tuple[str, str]]) -> str:
 
 def _table(section: Section) -> str:
     def align(index: int) -> str:
-        return "left" if index == 0 else "right"
+        return "left" if index < section.text_columns else "right"
 
     head = "".join(
         f'<th style="{_TH.format(align=align(i))}">{escape(h)}</th>'

@@ -30,6 +30,8 @@ class Section:
     rows: list[list[str]] = field(default_factory=list)
     charts: bool = False
     warning: bool = False
+    text_columns: int = 1
+    """The leading columns that hold names (left-aligned); the rest are figures."""
 
 
 def title(report: Report) -> str:
@@ -123,7 +125,7 @@ def _movers(report: Report) -> Section:
         for m in report.movers
     ]
     headers = ["dimension", "value", "previous", "now", "change"]
-    return Section("Biggest movers (cost)", headers=headers, rows=rows)
+    return Section("Biggest movers (cost)", headers=headers, rows=rows, text_columns=2)
 
 
 def _group_table(heading: str, label: str, rows: list[GroupRow]) -> Section:
@@ -146,4 +148,4 @@ def _alerts(report: Report) -> Section:
         for a in report.alerts
     ]
     headers = ["alert", "severity", "labels", "fired", "resolved"]
-    return Section(f"Alerts ({len(rows)})", headers=headers, rows=rows)
+    return Section(f"Alerts ({len(rows)})", headers=headers, rows=rows, text_columns=5)

@@ -28,7 +28,8 @@ def _section(section: Section, images: Sequence[tuple[str, str]]) -> list[str]:
         lines += [f"> **Warning:** {paragraph}" if section.warning else paragraph, ""]
     if section.headers:
         lines.append("| " + " | ".join(section.headers) + " |")
-        lines.append("|" + "|".join(["---", *["---:"] * (len(section.headers) - 1)]) + "|")
+        numbers = len(section.headers) - section.text_columns
+        lines.append("|" + "|".join(["---"] * section.text_columns + ["---:"] * numbers) + "|")
         lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in section.rows]
         lines.append("")
     if section.charts:
