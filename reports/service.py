@@ -67,7 +67,10 @@ class ReportService:
         return archive.Rendered(report, draw(report))
 
     def channels(self, kind: str) -> list[str]:
-        schedule = self.config.schedules()[kind]
+        """Where a report of ``kind`` goes: its files, then email and Slack when configured."""
+        schedule = self.config.schedules().get(kind)
+        if schedule is None:
+            return []
         return [
             "files",
             *(["email"] if schedule.to else []),
@@ -92,8 +95,11 @@ class ReportService:
         outcome = Outcome()
         now_us = to_us(now)
         retry_us = now_us + int(self.config.retry_interval.total_seconds() * 1_000_000)
-        for key, channels in (await asyncio.to_thread(sentlog.due, self.db, now_us)).items():
+        for key, queued in (await asyncio.to_thread(sentlog.due, self.db, now_us)).items():
             kind, label = key
+            channels = [c for c in queued if c in self.channels(kind)]
+            if not channels:  # no longer configured: left queued, as it was
+                continue
             try:
                 period = Period.from_label(kind, label, self.zone)
                 rendered = await asyncio.to_thread(self.render, period)

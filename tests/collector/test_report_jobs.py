@@ -159,3 +159,14 @@ def test_the_daemon_adds_the_report_jobs_only_when_a_report_is_scheduled(tmp_pat
         daemon._add_report_jobs(scheduler)
         found[name] = {job.id for job in scheduler.get_jobs()}
     assert found == {"scheduled": {"report-daily", "report-catch-up"}, "none": set()}
+
+
+def test_a_channel_no_longer_configured_is_left_alone(tmp_path, ledger_dir):
+    server = SmtpServer(tmp_path)  # down
+    loaded = config(tmp_path, ledger_dir, server)
+    clock = Clock()
+    assert list(run(loaded, clock).failed) == [("daily", "2026-11-20", "email")]
+    loaded.reports.daily.to = []  # email taken out of the schedule while it waits for a retry
+    clock.at(2026, 11, 21, 4, 0)
+    outcome = run(loaded, clock)
+    assert (outcome.sent, outcome.failed) == ([], {})
