@@ -151,10 +151,11 @@ def ingest(
 @config_option
 def run(config_path: Path | None) -> None:
     """Run the daemon: tail the sources into the ledger until SIGTERM or SIGINT."""
-    from collector.daemon import Daemon
+    from collector.daemon import Daemon, hold_stop_signals
 
+    early_stop = hold_stop_signals()
     config = config_or_exit(config_path)
-    Daemon(config, config_path=config_path).run()
+    Daemon(config, config_path=config_path, early_stop=early_stop).run()
 
 
 def _fmt(value: Any) -> str:

@@ -58,15 +58,16 @@ class Daemon:
         *,
         config_path: Path | None = None,
         wall_clock: Callable[[], float] = time.time,
+        early_stop: list[int] | None = None,
     ) -> None:
         self.config = config
         self.config_path = config_path
+        self._early_stop = early_stop if early_stop is not None else []
         self.clock = clock or _utc_now
         self.jobs = JobRegistry(clock=wall_clock, started=wall_clock())
         self.counters = LlmCounters(config.dimensions)
         self.tail_state = TailState(
             lag=self._lag,
-            paused=self._reading_paused,
             stale_after=max(TAIL_STALE_MIN, 20 * config.ingest.poll_interval.total_seconds()),
         )
         self.http: HttpServer | None = None
@@ -109,6 +110,8 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
         loop.add_signal_handler(signal.SIGHUP, self._reload_requested)
+        if self._early_stop:  # asked to stop while starting: start, then stop at once
+            self.request_stop()
         scheduler = AsyncIOScheduler(timezone=self.config.timezone)
         scheduler.add_listener(
             self._job_event, EVENT_JOB_ADDED | EVENT_JOB_EXECUTED | EVENT_JOB_ERROR
@@ -244,9 +247,6 @@ class Daemon:
     def _lag(self) -> dict[str, int]:
         return self.tailer.lag_bytes() if self.tailer is not None else {}
 
-    def _reading_paused(self) -> bool:
-        return self.shipper is not None and self.shipper.reading_paused()
-
     def _job_event(self, event: JobEvent) -> None:
         """Every interval or cron job is watched by /healthz: a new one needs no change here."""
         job = self._scheduler.get_job(event.job_id)
@@ -353,6 +353,15 @@ class Daemon:
 def _job_name(job: Job) -> str:
     """The id a job was given, else (a generated uuid) the name of its function."""
     return job.name if re.fullmatch("[0-9a-f]{32}", job.id) else job.id
+
+
+def hold_stop_signals() -> list[int]:
+    """Until the daemon installs its own handlers, SIGTERM and SIGINT are noted in the list
+    returned (for `Daemon`'s ``early_stop``) instead of killing a process still starting."""
+    received: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda number, _frame: received.append(number))
+    return received
 
 
 def _cancel_remaining(loop: asyncio.AbstractEventLoop) -> None:

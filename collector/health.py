@@ -105,10 +105,9 @@ class JobRegistry:
 
 @dataclass
 class TailState:
-    """What the tail loop reports: when it last made progress, what it lags, whether paused."""
+    """What the tail loop reports: what it lags, and when it last made progress."""
 
     lag: Callable[[], dict[str, int]]
-    paused: Callable[[], bool]
     stale_after: float
     last_progress: float | None = None
 
@@ -139,8 +138,9 @@ class Health:
     def check(self) -> tuple[bool, dict[str, Any]]:
         """(healthy, the /healthz body). Runs SQLite statements: call it in a thread."""
         with self._lock:
-            reasons = self._tail_reasons() + self._ledger_reasons() + self.jobs.late()
             body = self._state()
+            reasons = self._tail_reasons(body["outbox_pending"])
+            reasons += self._ledger_reasons() + self.jobs.late()
         body = {"status": "ok" if not reasons else "unhealthy", "reasons": reasons, **body}
         return not reasons, body
 
@@ -177,9 +177,13 @@ class Health:
     def _dead_letters(self) -> int:
         return self.ledger.db.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
 
-    def _tail_reasons(self) -> list[str]:
-        if self.tail.paused():
-            return ["reading paused: the InfluxDB outbox is full (is InfluxDB reachable?)"]
+    def _tail_reasons(self, outbox: dict[str, int] | None) -> list[str]:
+        influx = self.config.influx
+        if influx is not None and outbox and sum(outbox.values()) >= influx.max_pending:
+            return [
+                f"reading paused: {sum(outbox.values())} points wait for InfluxDB"
+                f" (influx.max_pending {influx.max_pending}); is InfluxDB reachable?"
+            ]
         last, now = self.tail.last_progress, self.jobs.clock()
         since = last if last is not None else self.jobs.started
         if now - since > self.tail.stale_after:

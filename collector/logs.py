@@ -10,6 +10,7 @@ import contextlib
 import logging
 import re
 import sys
+import threading
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from types import TracebackType
@@ -117,12 +118,20 @@ def setup(level: str, log_format: str) -> None:
     root.setLevel(level.upper())
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     sys.excepthook = _log_uncaught
+    threading.excepthook = _log_uncaught_in_thread
 
 
 def _log_uncaught(
     kind: type[BaseException], error: BaseException, trace: TracebackType | None
 ) -> None:
     logging.getLogger("collector").critical("uncaught error", exc_info=(kind, error, trace))
+
+
+def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is not SystemExit:
+        name = args.thread.name if args.thread is not None else "?"
+        info = (args.exc_type, args.exc_value, args.exc_traceback)
+        logging.getLogger("collector").critical("uncaught error in thread %s", name, exc_info=info)
 
 
 def config_secrets(config: CollectorConfig) -> list[str]:

@@ -8,6 +8,7 @@ import urllib.error
 import urllib.request
 from datetime import UTC, datetime
 
+import pytest
 from daemon_harness import Daemon, free_port, health, samples, total, wait_for, write_config
 
 from collector.health import Health, JobRegistry, TailState, trigger_interval
@@ -112,13 +113,13 @@ class Clock:
         return self.now
 
 
-def serve(tmp_path, clock, *, write_timeout=2.0):
+def serve(tmp_path, clock, *, write_timeout=2.0, **settings):
     """An in-process Health + HttpServer on a ledger in tmp_path; returns (config, jobs, tail,
     run) where run(coro_fn) runs ``coro_fn(port)`` with the server up."""
-    config = CollectorConfig(ledger={"path": str(tmp_path / "ledger.db")})
+    config = CollectorConfig(ledger={"path": str(tmp_path / "ledger.db")}, **settings)
     Ledger(config.ledger.path).close()
     jobs = JobRegistry(clock=clock, started=clock.now)
-    tail = TailState(lag=lambda: {"trace.jsonl": 5}, paused=lambda: False, stale_after=30)
+    tail = TailState(lag=lambda: {"trace.jsonl": 5}, stale_after=30)
     tail.last_progress = clock.now
 
     def run(check):
@@ -189,6 +190,32 @@ def test_a_ledger_locked_by_another_writer_makes_healthz_503(tmp_path):
     assert run(lambda port: fetch(port, "/healthz"))[0] == 200
 
 
+def test_a_full_influx_outbox_makes_healthz_503(tmp_path):
+    influx = {"url": "http://127.0.0.1:9", "org": "llm", "token": "t", "max_pending": 1000}
+    config, _, _, run = serve(tmp_path, Clock(1_800_000_000.0), influx=influx)
+    ledger = Ledger(config.ledger.path)
+    with ledger.transaction() as db:
+        db.execute("INSERT INTO sink_cursors (name, position) VALUES ('influx:calls', 0)")
+        db.executemany(
+            "INSERT INTO calls (ts_us, model, status, stream_id) VALUES (?, 'm', 'ok', 1)",
+            [(i,) for i in range(999)],
+        )
+    assert json.loads(run(lambda port: fetch(port, "/healthz"))[1])["outbox_pending"] == {
+        "influx:calls": 999
+    }
+    with ledger.transaction() as db:
+        db.execute("INSERT INTO calls (ts_us, model, status, stream_id) VALUES (1, 'm', 'ok', 1)")
+    ledger.close()
+    status, body = run(lambda port: fetch(port, "/healthz"))
+    assert status == 503
+    assert json.loads(body)["reasons"] == [
+        "reading paused: 1000 points wait for InfluxDB (influx.max_pending 1000);"
+        " is InfluxDB reachable?"
+    ]
+    found = run(lambda port: fetch(port, "/metrics"))[1].decode()
+    assert 'llm_collector_outbox_pending_points{feed="influx:calls"} 1000.0' in found
+
+
 def test_unknown_paths_and_methods_and_head(tmp_path):
     _, _, _, run = serve(tmp_path, Clock(1_800_000_000.0))
 
@@ -215,3 +242,18 @@ def test_interval_and_cron_triggers_give_the_job_interval():
     assert trigger_interval(CronTrigger(hour=1, timezone="UTC"), now) == 86400
     assert trigger_interval(CronTrigger(day_of_week="mon", hour=2, timezone="UTC"), now) == 604800
     assert trigger_interval(DateTrigger(now), now) is None
+
+
+def test_server_listen_from_the_environment_and_a_clear_error(tmp_path, monkeypatch):
+    from collector.configfile import ConfigError, load_config
+
+    monkeypatch.chdir(tmp_path)  # no ./collector.yaml
+    monkeypatch.setenv("LLM_COLLECTOR_SERVER__LISTEN", "0.0.0.0:9464")
+    assert load_config(None).server.address() == ("0.0.0.0", 9464)
+    monkeypatch.setenv("LLM_COLLECTOR_SERVER__LISTEN", "9464")
+    with pytest.raises(ConfigError) as error:
+        load_config(None)
+    assert (
+        "environment LLM_COLLECTOR_SERVER__LISTEN: server.listen: '9464' is not host:port;"
+        " write e.g. 127.0.0.1:9464" in str(error.value)
+    )

@@ -4,6 +4,7 @@ keeping alert state; a bad file on SIGHUP keeps the old configuration running.""
 
 import signal
 import socket
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -141,3 +142,19 @@ def test_a_bad_file_on_sighup_keeps_the_running_configuration(tmp_path, firing_d
     assert "the previous rules and receivers stay in force" in output
     assert "ingest.poll_interval" in output and "still running the previous configuration" in output
     assert state(tmp_path)["Errors"][0] == "firing"
+
+
+def test_a_stop_asked_for_while_starting_is_honoured_once_started(tmp_path):
+    config = write_config(tmp_path, free_port())
+    (tmp_path / "logs" / "trace.jsonl").write_text(LINE.format(i="x"))
+    script = (
+        "import signal, sys; from collector.configfile import load_config;"
+        " from collector.daemon import Daemon; from collector.logs import setup;"
+        " setup('INFO', 'console');"
+        " Daemon(load_config(sys.argv[1]), early_stop=[signal.SIGTERM]).run()"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(config)], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    assert "collector started" in done.stderr and "collector stopped" in done.stderr
