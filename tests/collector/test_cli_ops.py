@@ -42,7 +42,7 @@ def test_backup_while_the_daemon_ingests_is_consistent_and_complete(tmp_path):
     config = write_config(tmp_path, free_port())
     trace = tmp_path / "logs" / "trace.jsonl"
     with trace.open("w") as out:
-        out.writelines(LINE.format(i=f"b{i}") for i in range(100_000))
+        out.writelines(LINE.format(i=f"b{i}") for i in range(20_000))
     daemon = Daemon(config)
     ledger = tmp_path / "ledger.db"
     try:
