@@ -240,8 +240,10 @@ class Daemon:
             tailer.poll()
 
     def _committed(self, batch: Batch) -> None:
-        """The tailer's commit hook: count the batch for /metrics, note the progress."""
-        self.counters.observe(batch)
+        """The tailer's commit hook: count the batch for /metrics (when served), note the
+        progress."""
+        if self.config.server.enabled:
+            self.counters.observe(batch)
         self.tail_state.last_progress = self.jobs.clock()
 
     def _lag(self) -> dict[str, int]:
