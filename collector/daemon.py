@@ -40,6 +40,7 @@ from schemas.config import CollectorConfig
 
 if TYPE_CHECKING:
     from collector.alert_jobs import AlertJobs
+    from collector.report_jobs import ReportJobs
 
 log = logging.getLogger("collector.daemon")
 
@@ -82,6 +83,7 @@ class Daemon:
         self.shipper: Shipper | None = None
         self.tiers: TierJobs | None = None
         self.alerts: AlertJobs | None = None  # only when alerting.rules_file is set
+        self.reports: ReportJobs | None = None  # only when a report is scheduled
 
     def run(self) -> None:
         """Run until stopped. Everything is committed and closed when `main` returns; a worker
@@ -183,7 +185,8 @@ class Daemon:
         if self.config.reports.schedules():
             from collector.report_jobs import ReportJobs
 
-            ReportJobs(self.config, self.clock).schedule(scheduler)
+            self.reports = ReportJobs(self.config, self.clock)
+            self.reports.schedule(scheduler)
 
     def request_stop(self) -> None:
         """Stop reading after the batch in hand; it is committed before exit."""
@@ -197,7 +200,8 @@ class Daemon:
         sets the time to exit, not their sum."""
         if self.http is not None:
             await self.http.close()
-        jobs = [job.close for job in (self.shipper, self.tiers, self.alerts) if job is not None]
+        parts = (self.shipper, self.tiers, self.alerts, self.reports)
+        jobs = [part.close for part in parts if part is not None]
         await asyncio.gather(*(asyncio.to_thread(close) for close in [self._close_reading, *jobs]))
         log.info("collector stopped")
 
