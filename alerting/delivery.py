@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import orjson
 
@@ -24,6 +26,7 @@ from alerting.notifiers.slack import SlackNotifier
 from schemas.alerting import AlertingConfig
 
 log = logging.getLogger("alerting.delivery")
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -69,10 +72,32 @@ class Delivery:
         self.notifiers = notifiers
         self.retry_interval_us = retry_interval_us
         self.external_url = external_url
+        self._db_lock = threading.Lock()  # one query at a time; close waits for it
+        self._closed = False
+        self._idle = threading.Event()
+        self._idle.set()
+
+    def close(self, wait: float = 2.0) -> None:
+        """Close the connection after the run in progress (up to ``wait`` seconds) and the
+        query in progress; a notification sent after that is not marked sent and goes out
+        again after a restart (closing under a running query would crash SQLite)."""
+        with self._db_lock:
+            self._closed = True
+        if not self._idle.wait(wait):
+            log.warning("a notification was still being sent at exit; it may be sent again")
+        with self._db_lock:
+            self.db.close()
 
     async def run_once(self, now_us: int) -> DeliveryReport:
+        self._idle.clear()
+        try:
+            return await self._run(now_us)
+        finally:
+            self._idle.set()
+
+    async def _run(self, now_us: int) -> DeliveryReport:
         report = DeliveryReport()
-        for batch in await asyncio.to_thread(self._due, now_us):
+        for batch in await asyncio.to_thread(self._query, self._due, now_us) or []:
             notification = Notification(
                 batch.receiver, batch.group_key, batch.alerts, self.external_url
             )
@@ -84,11 +109,16 @@ class Delivery:
             except NotifyError as error:
                 log.warning("notification to %s failed: %s", batch.receiver, error)
                 report.failed[batch.receiver] = str(error)
-                await asyncio.to_thread(self._failed, batch, str(error), now_us)
+                await asyncio.to_thread(self._query, self._failed, batch, str(error), now_us)
                 continue
-            await asyncio.to_thread(self._sent, batch, now_us)
+            await asyncio.to_thread(self._query, self._sent, batch, now_us)
             report.sent[batch.receiver] = report.sent.get(batch.receiver, 0) + 1
         return report
+
+    def _query(self, job: Callable[..., _T], *args: object) -> _T | None:
+        """``job(*args)`` on the connection, unless it is closed (then None)."""
+        with self._db_lock:
+            return None if self._closed else job(*args)
 
     def _due(self, now_us: int) -> list[_Batch]:
         rows = self.db.execute(

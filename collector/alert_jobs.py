@@ -85,8 +85,9 @@ class AlertJobs:
         return len(rules)
 
     def close(self) -> None:
-        """Wait for an evaluation in progress (it commits), then close both connections."""
+        """Wait for an evaluation in progress (it commits) and for a delivery run (up to 2 s),
+        then close their connections."""
         with self._busy:
             self._closed = True
             self._eval_ledger.close()
-            self._send_ledger.close()
+        self.delivery.close()
