@@ -84,10 +84,18 @@ class AlertJobs:
             self.delivery.external_url = alerting.external_url
         return len(rules)
 
-    def close(self) -> None:
-        """Wait for an evaluation in progress (it commits) and for a delivery run (up to 2 s),
-        then close their connections."""
-        with self._busy:
+    def close(self, wait: float = 2.0) -> None:
+        """Close the evaluation's connection after the pass in progress and the delivery's
+        after its run, waiting ``wait`` seconds in all. A pass still running then (a first
+        pass loading a big span) keeps its connection: it commits all or nothing."""
+        deadline = time.monotonic() + wait
+        if self._busy.acquire(timeout=wait):
+            try:
+                self._closed = True
+                self._eval_ledger.close()
+            finally:
+                self._busy.release()
+        else:
             self._closed = True
-            self._eval_ledger.close()
-        self.delivery.close()
+            log.warning("an alert evaluation pass was still running at exit")
+        self.delivery.close(max(0.0, deadline - time.monotonic()))

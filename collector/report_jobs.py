@@ -6,6 +6,8 @@ injected clock."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -17,6 +19,8 @@ from collector.tier_jobs import Clock
 from reports.schedule import trigger
 from reports.service import Outcome, ReportService
 from schemas.config import CollectorConfig
+
+log = logging.getLogger("collector.reports")
 
 
 class ReportJobs:
@@ -31,22 +35,21 @@ class ReportJobs:
             reader, self.ledger.db, config.reports, config.alerting, self.zone
         )
         self.clock = clock
-        self._running = False
+        self._idle = threading.Event()
+        self._idle.set()
         self._closed = False
 
     async def run(self) -> Outcome | None:
         """Queue what fell due, then deliver what is queued; None when a pass is already on."""
-        if self._running or self._closed:
+        if not self._idle.is_set() or self._closed:
             return None
-        self._running = True
+        self._idle.clear()
         try:
             now = self.clock()
             await asyncio.to_thread(self.service.open_due, now)  # may wait for the writer
             return await self.service.deliver(now)
         finally:
-            self._running = False
-            if self._closed:
-                self.ledger.close()
+            self._idle.set()
 
     def schedule(self, scheduler: BaseScheduler) -> None:
         """Add the cron jobs and the catch-up / retry pass (first run now)."""
@@ -71,8 +74,12 @@ class ReportJobs:
             misfire_grace_time=None,
         )
 
-    def close(self) -> None:
-        """Close the connection now, or at the end of the pass in progress."""
+    def close(self, wait: float = 2.0) -> None:
+        """Close the connection once the pass in progress ends (up to ``wait`` seconds); a
+        pass still going then keeps it (closing it under a query would crash SQLite), and
+        what it had not marked sent goes out after the restart."""
         self._closed = True
-        if not self._running:
+        if self._idle.wait(wait):
             self.ledger.close()
+        else:
+            log.warning("a report was still being built or sent at exit; it resumes at restart")
