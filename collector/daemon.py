@@ -371,7 +371,9 @@ def hold_stop_signals() -> list[int]:
 
 
 def _cancel_remaining(loop: asyncio.AbstractEventLoop) -> None:
-    """Cancel the tasks still pending (jobs the scheduler left running) and let them unwind."""
+    """Cancel the tasks still pending (jobs the scheduler left running) and let them unwind;
+    APScheduler would log each cancelled job as a failure."""
+    logging.getLogger("apscheduler.executors.default").setLevel(logging.CRITICAL)
     tasks = asyncio.all_tasks(loop)
     for task in tasks:
         task.cancel()
