@@ -86,12 +86,14 @@ def gather(reader: ReportReader, period: Period, top_n: int) -> Report:
     now.read(period.start_us, period.end_us, period.bucket_tier())
     before = period.previous()
     previous = Fold(reader, dims, []).read(before.start_us, before.end_us, span_tier)
-    trail_start, trail_end, count = period.trailing()
-    trailing = Fold(reader, [], []).read(trail_start, trail_end, span_tier)
+    starts = period.trailing()
+    trailing = Fold(reader, [], starts).read(starts[0], period.start_us, span_tier)
+    active = sum(1 for bucket in trailing.buckets if bucket.requests)
     current_m = now.metrics(now.total)
     return Report(
         period=period,
-        totals=_totals(current_m, previous.metrics(previous.total), trailing, count),
+        totals=_totals(current_m, previous.metrics(previous.total), trailing, active),
+        trailing_periods=active,
         tables={name: _table(now, name, top_n) for name in dims},
         drivers=_drivers(now, min(top_n, MOVERS)),
         movers=_movers(now, previous),
@@ -115,7 +117,7 @@ def _totals(
     for key, label in TOTALS:
         base = trail[key]
         if key in ADDITIVE and base is not None:
-            base = base / count
+            base = base / count if count else None
         totals.append(Total(key, label, current[key], previous[key], base))
     return totals
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from reports import fmt
 from reports.model import TABLE_DIMENSIONS, TRAILING_LABEL, GroupRow, Report
+from reports.periods import TRAILING
 
 COLUMNS = (
     ("requests", "requests"),
@@ -81,8 +82,16 @@ def _totals(report: Report) -> Section:
         ]
         for t in report.totals
     ]
-    headers = ["", "this " + _unit(report), "previous", "change", "trailing avg", "change"]
+    headers = ["", "this " + _unit(report), "previous", "change", _trailing(report), "change"]
     return Section("Totals", headers=headers, rows=rows)
+
+
+def _trailing(report: Report) -> str:
+    """``trailing avg``, with how many periods had calls when not all of them did."""
+    periods, active = TRAILING[report.period.kind], report.trailing_periods
+    if active == periods:
+        return "trailing avg"
+    return f"trailing avg ({active} of {periods} {_unit(report)}s)"
 
 
 def _unpriced(report: Report) -> Section:

@@ -83,6 +83,8 @@ class Report:
     unpriced_requests: int
     alerts: list[dict[str, Any]]
     series: Series
+    trailing_periods: int
+    """Periods of the trailing span that had any call: additive averages are over these."""
     notes: list[str] = field(default_factory=list)
 
     @property

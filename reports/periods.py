@@ -99,13 +99,14 @@ class Period:
     def previous(self) -> Period:
         return Period.containing(self.kind, self.first - timedelta(days=1), self.zone)
 
-    def trailing(self) -> tuple[int, int, int]:
-        """(start_us, end_us, periods) of the periods just before this one."""
-        count = TRAILING[self.kind]
-        first = self
-        for _ in range(count):
-            first = first.previous()
-        return first.start_us, self.start_us, count
+    def trailing(self) -> list[int]:
+        """The starts of the periods just before this one (7 days, 4 weeks, 3 months), oldest
+        first; the last of them ends where this one starts."""
+        starts, period = [], self
+        for _ in range(TRAILING[self.kind]):
+            period = period.previous()
+            starts.append(period.start_us)
+        return starts[::-1]
 
     def buckets(self) -> list[int]:
         """Chart bucket starts: each real hour from midnight (daily), else each local day."""

@@ -44,6 +44,7 @@ def test_daily_totals_deltas_and_trailing_average(world):
         total = report.total(key)
         assert (total.value, total.previous) == (now[key], before[key])
         assert total.trailing == pytest.approx(trail[key] / 7)
+    assert report.trailing_periods == 7
     cost = report.total("cost_usd")
     assert cost.value == pytest.approx(now["cost_usd"])
     assert cost.previous == pytest.approx(before["cost_usd"])
@@ -108,7 +109,11 @@ def test_model_table_is_top_n_plus_the_rest_summed(world):
     assert rows[-1].metrics["requests"] == len(rest)
     assert within_accuracy(rows[-1].metrics["latency_ms_p95"], [c["latency_ms"] for c in rest], 95)
     trail = expected(calls, scores, local_us(2026, 9, 21), period.start_us)
-    assert report.total("requests").trailing == pytest.approx(trail["requests"] / 4)
+    # The events start on 1 October: the week of 21 September had none, so the average is over
+    # the three weeks that had calls, and the header says so.
+    assert report.trailing_periods == 3
+    assert report.total("requests").trailing == pytest.approx(trail["requests"] / 3)
+    assert "trailing avg (3 of 4 weeks)" in markdown.render(report)
 
 
 def test_biggest_movers_are_cost_changes_against_the_previous_period(world):

@@ -15,7 +15,7 @@ def test_daily_period_of_a_dst_day_has_25_hour_buckets():
     assert len(period.buckets()) == 25
     assert period.label == "2026-10-25"
     assert period.previous().label == "2026-10-24"
-    assert period.trailing() == (local_us(2026, 10, 18), local_us(2026, 10, 25), 7)
+    assert period.trailing() == [local_us(2026, 10, day) for day in range(18, 25)]
 
 
 def test_weekly_period_is_the_iso_week_monday_to_sunday():
@@ -31,7 +31,7 @@ def test_monthly_period_and_its_trailing_three_months_cross_the_year():
     period = Period.containing("monthly", date(2027, 2, 10), BERLIN)
     assert (period.label, len(period.buckets())) == ("2027-02", 28)
     assert period.previous().label == "2027-01"
-    assert period.trailing() == (local_us(2026, 11, 1), local_us(2027, 2, 1), 3)
+    assert period.trailing() == [local_us(2026, 11, 1), local_us(2026, 12, 1), local_us(2027, 1, 1)]
     assert Period.from_label("monthly", "2027-02", BERLIN) == period
 
 
