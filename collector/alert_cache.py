@@ -15,7 +15,7 @@ import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -30,6 +30,8 @@ _US = 1_000_000
 FINE_LIMIT_S = 2 * 3600
 """Spans up to this many seconds are kept per second; longer ones per minute."""
 _PERIOD_SPAN_S = {"day": 25 * 3600, "month": 31 * 86400 + 3600}
+_LAST_MINUTE_S = 120
+"""Per-second span of a per-minute series: the part of the current minute a window ends in."""
 
 
 @dataclass(frozen=True)
@@ -49,27 +51,45 @@ def _seconds(delta: timedelta) -> int:
     return math.ceil(delta.total_seconds())
 
 
-def series_needs(rules: Iterable[Rule]) -> dict[SeriesKey, tuple[int, bool]]:
-    """Per series the rules read: how far back they look (s) and whether a percentile."""
-    needs: dict[SeriesKey, tuple[int, bool]] = {}
+class Need(NamedTuple):
+    """What the rules read of one series: how far back (s), how far back windows ending now
+    reach (s), and whether a percentile."""
 
-    def need(key: SeriesKey, span: int, percentile: bool) -> None:
-        old_span, old_percentile = needs.get(key, (0, False))
-        needs[key] = (max(old_span, span), old_percentile or percentile)
+    span: int
+    recent: int
+    percentile: bool
+
+    def merge(self, other: Need) -> Need:
+        return Need(
+            max(self.span, other.span),
+            max(self.recent, other.recent),
+            self.percentile or other.percentile,
+        )
+
+
+def series_needs(rules: Iterable[Rule]) -> dict[SeriesKey, Need]:
+    """Per series the rules read, what they need of it."""
+    needs: dict[SeriesKey, Need] = {}
+
+    def need(key: SeriesKey, found: Need) -> None:
+        needs[key] = needs[key].merge(found) if key in needs else found
 
     for rule in rules:
         if isinstance(rule, ThresholdRule | ChangeRule):
             key = SeriesKey.of(rule.metric, rule.where, rule.group_by)
-            span = _seconds(rule.window)
+            window = _seconds(rule.window)
+            span = recent = window
             if isinstance(rule, ChangeRule):
                 offset, trailing = rule.baseline.offset, rule.baseline.trailing
-                span += _seconds(max(offset or timedelta(0), trailing or timedelta(0)))
-            need(key, span, rule.aggregate in PERCENTILES)
+                recent += _seconds(trailing or timedelta(0))
+                span = max(recent, window + _seconds(offset or timedelta(0)))
+            need(key, Need(span, recent, rule.aggregate in PERCENTILES))
         elif isinstance(rule, BudgetRule):
             key = SeriesKey.of(rule.metric, rule.where, rule.group_by)
-            need(key, _PERIOD_SPAN_S[rule.period], False)
+            need(key, Need(_PERIOD_SPAN_S[rule.period], 0, False))
         elif isinstance(rule, AbsenceRule):
-            need(SeriesKey.of("events", rule.where, ()), _seconds(rule.window), False)
+            window = _seconds(rule.window)
+            need(SeriesKey.of("events", rule.where, ()), Need(window, window, False))
     return needs
 
 
@@ -95,12 +115,15 @@ class _Values:
 class Series:
     """One series' grids (and values), filled once from the raw rows, then from new ones."""
 
-    def __init__(self, key: SeriesKey, span_s: int, percentile: bool) -> None:
+    def __init__(self, key: SeriesKey, need: Need) -> None:
         self.key = key
         self.columns: dict[Group, int] = {}
-        self.fine = Grid(1, min(span_s, FINE_LIMIT_S))
-        self.coarse = Grid(60, span_s // 60 + 2) if span_s > FINE_LIMIT_S else None
-        self.values = _Values() if percentile else None
+        if need.span <= FINE_LIMIT_S:
+            self.fine, self.coarse = Grid(1, need.span), None
+        else:  # per minute; per second only what windows ending now need, and the last minute
+            fine_span = min(max(need.recent, _LAST_MINUTE_S), FINE_LIMIT_S)
+            self.fine, self.coarse = Grid(1, fine_span), Grid(60, need.span // 60 + 2)
+        self.values = _Values() if need.percentile else None
 
     def holds_values(self, cover: tuple[Totals, int, int]) -> bool:
         """Whether the values behind a covered range are kept (percentiles need them)."""
@@ -242,7 +265,7 @@ class AlertCache:
         self.db = db
         self.tier_dimensions = tuple(tier_dimensions)
         self.raw = LedgerReader(db)
-        self.needs: dict[SeriesKey, tuple[int, bool]] = {}
+        self.needs: dict[SeriesKey, Need] = {}
         self.series: dict[SeriesKey, Series] = {}
         self.last_ids: tuple[int, int] | None = None
         self.now_us: int | None = None
@@ -267,7 +290,7 @@ class AlertCache:
         now_s = now_us // _US
         last = self._last_ids()
         if self.last_ids is None or last[0] < self.last_ids[0] or last[1] < self.last_ids[1]:
-            self.series = {key: Series(key, *need) for key, need in self.needs.items()}
+            self.series = {key: Series(key, need) for key, need in self.needs.items()}
             for series in self.series.values():
                 series.fill(self.db, now_s, last)
             self._fill_from_rollups()

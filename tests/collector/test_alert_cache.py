@@ -214,10 +214,10 @@ def test_the_cache_answers_without_falling_back(tmp_path):
 
 def test_series_spans_follow_the_rules():
     needs = series_needs(RULES.rules)
-    assert needs[SeriesKey.of("latency_ms", {}, ["model"])] == (300, True)
-    assert needs[SeriesKey.of("total_tokens", {}, [])] == (120 + 3 * 3600, False)
-    assert needs[SeriesKey.of("cost_usd", {}, ["model"])] == (25 * 3600, False)
-    assert needs[SeriesKey.of("events", {"model": "m2"}, [])] == (240, False)
+    assert needs[SeriesKey.of("latency_ms", {}, ["model"])] == (300, 300, True)
+    assert needs[SeriesKey.of("total_tokens", {}, [])] == (120 + 3 * 3600, 120 + 600, False)
+    assert needs[SeriesKey.of("cost_usd", {}, ["model"])] == (25 * 3600, 0, False)
+    assert needs[SeriesKey.of("events", {"model": "m2"}, [])] == (240, 240, False)
 
 
 def test_grid_keeps_future_rows_until_it_reaches_them():
