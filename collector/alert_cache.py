@@ -30,8 +30,13 @@ _US = 1_000_000
 FINE_LIMIT_S = 2 * 3600
 """Spans up to this many seconds are kept per second; longer ones per minute."""
 _PERIOD_SPAN_S = {"day": 25 * 3600, "month": 31 * 86400 + 3600}
-_LAST_MINUTE_S = 120
-"""Per-second span of a per-minute series: the part of the current minute a window ends in."""
+_DAY_S = 86_400
+
+
+def coarse_step(span_s: int) -> int:
+    """Seconds per step of a long series: a minute up to two days, else a quarter of an hour
+    (a month per minute and group would take 2 MB; every time zone's offset is in quarters)."""
+    return 60 if span_s <= 2 * _DAY_S else 900
 
 
 @dataclass(frozen=True)
@@ -121,8 +126,9 @@ class Series:
         if need.span <= FINE_LIMIT_S:
             self.fine, self.coarse = Grid(1, need.span), None
         else:  # per minute; per second only what windows ending now need, and the last minute
-            fine_span = min(max(need.recent, _LAST_MINUTE_S), FINE_LIMIT_S)
-            self.fine, self.coarse = Grid(1, fine_span), Grid(60, need.span // 60 + 2)
+            step = coarse_step(need.span)
+            fine_span = min(max(need.recent, 2 * step), FINE_LIMIT_S)
+            self.fine, self.coarse = Grid(1, fine_span), Grid(step, need.span // step + 2)
         self.values = _Values() if need.percentile else None
 
     def holds_values(self, cover: tuple[Totals, int, int]) -> bool:
@@ -139,10 +145,11 @@ class Series:
         seconds = self._aggregate(db, 1, _span(fine.base * _US, None, last_ids))
         fine.add(seconds)
         if self.coarse is not None:
-            self.coarse.start(now_s // 60)
-            older = _span(self.coarse.base * 60 * _US, fine.base * _US, last_ids)
-            self.coarse.add(self._aggregate(db, 60, older))
-            self.coarse.add(_per_minute(seconds))
+            coarse, step = self.coarse, self.coarse.step_s
+            coarse.start(now_s // step)
+            older = _span(coarse.base * step * _US, fine.base * _US, last_ids)
+            coarse.add(self._aggregate(db, step, older))
+            coarse.add(_per_step(seconds, step))
         if self.values is not None:
             self.values.trim(fine.base)
             self._load_values(db, _span(fine.base * _US, None, last_ids))
@@ -152,7 +159,8 @@ class Series:
         coarse = self.coarse
         assert coarse is not None
         metric, where, group_by = self._what()
-        sql, params = hourly_rows(metric, where, group_by, coarse.base * 60 * _US, raw_start_us)
+        start_us = coarse.base * coarse.step_s * _US
+        sql, params = hourly_rows(metric, where, group_by, coarse.step_s, start_us, raw_start_us)
         coarse.add(self._grid_rows(db.execute(sql, params)))
 
     def update(
@@ -161,12 +169,12 @@ class Series:
         """Slide to ``now_s`` and add the rows committed after ``after`` up to ``last``."""
         self.fine.advance(now_s)
         if self.coarse is not None:
-            self.coarse.advance(now_s // 60)
+            self.coarse.advance(now_s // self.coarse.step_s)
         ranges = _between(after, last)
         rows = self._aggregate(db, 1, ranges)
         self.fine.add(rows)
         if self.coarse is not None:
-            self.coarse.add(_per_minute(rows))
+            self.coarse.add(_per_step(rows, self.coarse.step_s))
         if self.values is not None:
             self.values.trim(self.fine.base)
             self._load_values(db, ranges)
@@ -178,13 +186,16 @@ class Series:
         if self.fine.covers(first):
             return (self.fine.totals(first, end), first, end) if first < end else None
         coarse = self.coarse
-        first_minute, end_minute = -(-first // 60), end // 60
-        if coarse is None or not coarse.covers(first_minute) or first_minute >= end_minute:
+        if coarse is None:
             return None
-        totals = coarse.totals(first_minute, end_minute)
-        if not self.fine.covers(end_minute * 60):
-            return totals, first_minute * 60, end_minute * 60
-        return combine(totals, self.fine.totals(end_minute * 60, end)), first_minute * 60, end
+        step = coarse.step_s
+        first_step, end_step = -(-first // step), end // step
+        if not coarse.covers(first_step) or first_step >= end_step:
+            return None
+        totals = coarse.totals(first_step, end_step)
+        if not self.fine.covers(end_step * step):
+            return totals, first_step * step, end_step * step
+        return combine(totals, self.fine.totals(end_step * step, end)), first_step * step, end
 
     def _aggregate(
         self, db: sqlite3.Connection, step_s: int, ranges: tuple[Range, Range]
@@ -244,10 +255,11 @@ def _span(start_us: int, end_us: int | None, last: tuple[int, int]) -> tuple[Ran
     return (clause, [*bounds, last[0]]), (clause, [*bounds, last[1]])
 
 
-def _per_minute(seconds: np.ndarray) -> np.ndarray:
-    minutes = seconds.copy()
-    minutes[:, 0] //= 60
-    return minutes
+def _per_step(seconds: np.ndarray, step_s: int) -> np.ndarray:
+    """Per-second grid rows as rows of ``step_s`` steps (several per step: the grid adds)."""
+    steps = seconds.copy()
+    steps[:, 0] //= step_s
+    return steps
 
 
 def _between(after: tuple[int, int], last: tuple[int, int]) -> tuple[Range, Range]:
@@ -304,7 +316,7 @@ class AlertCache:
         start = raw_start(self.db)
         for key, series in self.series.items():
             coarse = series.coarse
-            if start is None or coarse is None or coarse.base * 60 * _US >= start:
+            if start is None or coarse is None or coarse.base * coarse.step_s * _US >= start:
                 continue
             if readable(key.metric, [*dict(key.where), *key.group_by], self.tier_dimensions):
                 series.fill_from_rollups(self.db, start)

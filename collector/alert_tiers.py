@@ -1,7 +1,7 @@
 """Alert spans older than the raw rows, read from the hourly rollups.
 
-Only budgets and day-old baselines reach that far; each hour's aggregates count in the hour's
-first minute. Rules filtering or grouping by a dimension the rollups do not keep cannot be
+Only budgets and day-old baselines reach that far; each hour's aggregates count in the step
+the hour starts in. Rules filtering or grouping by a dimension the rollups do not keep cannot be
 read this way, and their spans start at the oldest raw row.
 """
 
@@ -29,10 +29,12 @@ _SPLIT = {
 
 
 def raw_start(db: sqlite3.Connection) -> int | None:
-    """The end of the last hourly rollup before the oldest raw call: raw rows start there."""
+    """The end of the last hourly rollup before the oldest raw event: raw rows start there."""
+    oldest = [db.execute(f"SELECT min(ts_us) FROM {t}").fetchone()[0] for t in ("calls", "scores")]
+    known = [ts for ts in oldest if ts is not None]
     row = db.execute(
-        "SELECT max(window_end_us) FROM rollups WHERE tier = '1h'"
-        " AND window_end_us <= coalesce((SELECT min(ts_us) FROM calls), window_end_us)"
+        "SELECT max(window_end_us) FROM rollups WHERE tier = '1h' AND window_end_us <= ?",
+        (min(known) if known else 2**62,),
     ).fetchone()
     return row[0]
 
@@ -42,14 +44,19 @@ def readable(metric: str, dimensions: Sequence[str], tier_dimensions: Sequence[s
 
 
 def hourly_rows(
-    metric: str, where: dict[str, str], group_by: Sequence[str], start_us: int, end_us: int
+    metric: str,
+    where: dict[str, str],
+    group_by: Sequence[str],
+    step_s: int,
+    start_us: int,
+    end_us: int,
 ) -> tuple[str, list[object]]:
-    """SQL for ``minute, d0.., events, values, sum, min, max`` of the hours in the range."""
+    """SQL for ``step, d0.., events, values, sum, min, max`` of the hours in the range."""
     events, values, total, low, high = _SPLIT[metric]
     dims = "".join(f", {name}" for name in group_by)
     filters = "".join(f" AND {name} = ?" for name in where)
     sql = (
-        f"SELECT window_start_us / {60 * _US}{dims}, sum({events}), sum({values}),"
+        f"SELECT window_start_us / {step_s * _US}{dims}, sum({events}), sum({values}),"
         f" total({total}), min({low}), max({high}) FROM rollups"
         f" WHERE tier = '1h' AND window_start_us >= ? AND window_end_us <= ?{filters}"
         f" GROUP BY 1{dims}"

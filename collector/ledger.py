@@ -250,6 +250,43 @@ _INSERT_SCORE = (
 )
 
 
+def delete_events(db: sqlite3.Connection, table: str, clause: str, params: Sequence[Any]) -> int:
+    """Delete rows of ``calls`` or ``scores``, first noting the highest id given so far.
+
+    SQLite gives the next row ``max(id) + 1``: once the newest row is deleted its id would be
+    given again, and every cursor over ids (the InfluxDB outbox, the alert cache) would skip
+    the new row. `Ledger.commit` continues above the noted id.
+    """
+    db.execute(
+        "INSERT INTO sequences (name, value)"
+        f" SELECT ?, max(id) FROM {table} WHERE true HAVING max(id) IS NOT NULL"
+        " ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)",
+        (f"{table}.id",),
+    )
+    return db.execute(f"DELETE FROM {table} WHERE {clause}", params).rowcount
+
+
+def _insert(
+    db: sqlite3.Connection,
+    table: str,
+    sql: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+) -> None:
+    """Insert rows with ids above any ever given (see `delete_events`)."""
+    noted = db.execute("SELECT value FROM sequences WHERE name = ?", (f"{table}.id",)).fetchone()
+    if noted is not None:
+        top = db.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()[0]
+        if top < noted[0]:
+            marks = ", ".join("?" * (len(columns) + 1))
+            db.execute(
+                f"INSERT INTO {table} (id, {', '.join(columns)}) VALUES ({marks})",
+                (noted[0] + 1, *rows[0]),
+            )
+            rows = rows[1:]
+    db.executemany(sql, rows)
+
+
 def _bind_null(value: None) -> None:
     return value
 
@@ -411,9 +448,9 @@ class Ledger:
         """Store a batch's events and the stream's new offset in one transaction."""
         with self.transaction() as db:
             if batch.calls:
-                db.executemany(_INSERT_CALL, batch.calls)
+                _insert(db, "calls", _INSERT_CALL, CALL_COLUMNS, batch.calls)
             if batch.scores:
-                db.executemany(_INSERT_SCORE, batch.scores)
+                _insert(db, "scores", _INSERT_SCORE, SCORE_COLUMNS, batch.scores)
             if batch.events:
                 db.executemany(_MARK_PENDING, ((hour,) for hour in _utc_hours(batch)))
             db.execute(

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from collector import sketch as sketches
+from collector.ledger import delete_events
 from collector.summary import SCORE_DIMENSIONS
 from collector.tiers import METRIC_COLUMNS, Aggregate, Group
 
@@ -124,4 +125,4 @@ def _add_scores(
 def consume_raw(db: sqlite3.Connection, start_us: int, end_us: int) -> None:
     """Delete the raw rows of ``[start, end)`` once a sealed window has absorbed them."""
     for table in ("calls", "scores"):
-        db.execute(f"DELETE FROM {table} WHERE ts_us >= ? AND ts_us < ?", (start_us, end_us))
+        delete_events(db, table, "ts_us >= ? AND ts_us < ?", (start_us, end_us))

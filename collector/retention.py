@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import timedelta
 
+from collector.ledger import delete_events
 from collector.rollup import Roller, atomic, sealed_before
 
 _FEEDS = {"raw": "1h", "1h": "1d", "1d": "1mo"}
@@ -103,7 +104,7 @@ class Retention:
     def _delete_before(self, tier: str, boundary: int) -> int:
         if tier == "raw":
             return sum(
-                self.db.execute(f"DELETE FROM {table} WHERE ts_us < ?", (boundary,)).rowcount
+                delete_events(self.db, table, "ts_us < ?", (boundary,))
                 for table in ("calls", "scores")
             )
         return self.db.execute(

@@ -97,6 +97,14 @@ RULES = RulesFile.model_validate(
                 "warn_at": [0.5, 1],
                 "projected": True,
             },
+            {
+                "name": "month",
+                "kind": "budget",
+                "metric": "total_tokens",
+                "period": "month",
+                "group_by": ["task_type"],
+                "budget": 20_000,
+            },
             {"name": "silent", "kind": "absence", "window": "4m", "where": {"model": "m2"}},
         ]
     }
