@@ -86,15 +86,23 @@ def daemon_jobs(config: CollectorConfig, timeout: float = 2.0) -> dict[str, Any]
     host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
     url = f"http://{host if ':' not in host else f'[{host}]'}:{port}/healthz"
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as answer:
-            body = orjson.loads(answer.read())
-    except urllib.error.HTTPError as error:  # 503: unhealthy, the body still tells the jobs
-        body = orjson.loads(error.read())
+        body = _health(url, timeout)
     except (OSError, ValueError) as error:
         return {"error": f"no daemon answering at {url} ({_reason(error)})"}
+    if not isinstance(body, dict) or "jobs" not in body:
+        return {"error": f"{url} answers, but not as an llm-collector daemon"}
     if body.get("ledger") != str(config.ledger.path.resolve()):
         return {"error": f"the daemon at {url} serves another ledger ({body.get('ledger')})"}
     return {"url": url, "status": body["status"], "reasons": body["reasons"], "jobs": body["jobs"]}
+
+
+def _health(url: str, timeout: float) -> Any:
+    """The /healthz body; a 503 (unhealthy) still tells the jobs. Not JSON: ValueError."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as answer:
+            return orjson.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return orjson.loads(error.read())
 
 
 def _reason(error: Exception) -> str:

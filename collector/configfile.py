@@ -37,7 +37,7 @@ def load_config(explicit: str | Path | None = None) -> CollectorConfig:
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as error:
-            raise ConfigError(f"{path}: not valid YAML: {error}") from None
+            raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(error)}") from None
         except OSError as error:
             raise ConfigError(f"{path}: cannot read: {error}") from None
         if not isinstance(data, dict):
@@ -97,3 +97,12 @@ def _model_of(annotation: Any) -> type[BaseModel] | None:
         if (found := _model_of(arg)) is not None:
             return found
     return None
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """Where and what, without PyYAML's quote of the line: it may hold a password."""
+    if not isinstance(error, yaml.MarkedYAMLError) or error.problem_mark is None:
+        return type(error).__name__
+    mark = error.problem_mark
+    context = f" ({error.context})" if error.context else ""
+    return f"line {mark.line + 1}, column {mark.column + 1}: {error.problem}{context}"

@@ -330,6 +330,8 @@ class Daemon:
             config.alerting.rules_file,
             len(config.alerting.receivers),
         )
+        if self.reports is not None:  # reports send through the same receivers
+            self.reports.service.alerting = config.alerting
         self.config = self.config.model_copy(update={"alerting": config.alerting})
 
     def _status(self) -> None:

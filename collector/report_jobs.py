@@ -37,13 +37,15 @@ class ReportJobs:
         self.clock = clock
         self._idle = threading.Event()
         self._idle.set()
+        self._state = threading.Lock()
         self._closed = False
 
     async def run(self) -> Outcome | None:
         """Queue what fell due, then deliver what is queued; None when a pass is already on."""
-        if not self._idle.is_set() or self._closed:
-            return None
-        self._idle.clear()
+        with self._state:  # a close on another thread sees either this pass or none
+            if not self._idle.is_set() or self._closed:
+                return None
+            self._idle.clear()
         try:
             now = self.clock()
             await asyncio.to_thread(self.service.open_due, now)  # may wait for the writer
@@ -78,7 +80,8 @@ class ReportJobs:
         """Close the connection once the pass in progress ends (up to ``wait`` seconds); a
         pass still going then keeps it (closing it under a query would crash SQLite), and
         what it had not marked sent goes out after the restart."""
-        self._closed = True
+        with self._state:
+            self._closed = True
         if self._idle.wait(wait):
             self.ledger.close()
         else:

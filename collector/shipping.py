@@ -57,7 +57,11 @@ class Shipper:
             if not buckets_ready and time.monotonic() >= next_setup:
                 buckets_ready = await asyncio.to_thread(self._setup_buckets)
                 next_setup = time.monotonic() + SETUP_RETRY_SECONDS
-            sent = await asyncio.to_thread(self._drain_some)
+            try:
+                sent = await asyncio.to_thread(self._drain_some)
+            except Exception:  # e.g. the ledger locked past its timeout: retry, never stop
+                log.exception("draining the InfluxDB outbox failed; retrying")
+                sent = 0
             if not sent:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), idle)

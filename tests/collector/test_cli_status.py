@@ -39,3 +39,29 @@ def test_status_without_a_daemon_says_so(tmp_path):
     state = json.loads(status(tmp_path / "collector.yaml", "--json"))
     assert state["firing_alerts"][0]["rule"] == "Errors"
     assert state["daemon"]["error"].startswith("no daemon answering at http://127.0.0.1:")
+
+
+def test_another_service_on_the_port_is_named_not_a_crash(tmp_path):
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from collector.cli_status import daemon_jobs
+    from schemas.config import CollectorConfig
+
+    class NotFound(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(404)
+            self.end_headers()
+            self.wfile.write(b"<html>no such page</html>")
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        config = CollectorConfig(server={"listen": f"127.0.0.1:{server.server_port}"})
+        answer = daemon_jobs(config)
+    finally:
+        server.shutdown()
+    assert answer["error"].startswith(f"no daemon answering at http://127.0.0.1:{server.server_port}")
