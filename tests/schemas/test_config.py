@@ -308,7 +308,10 @@ def test_hash_alone_is_allowed_although_redact_defaults_to_true(tmp_path, monkey
 
 
 def test_a_yaml_error_says_where_without_quoting_the_line(tmp_path):
-    text = "alerting:\n  receivers:\n    - name: team\n      email: {password: `Sup3rS3cret!, host: x}\n"
+    text = (
+        "alerting:\n  receivers:\n    - name: team\n"
+        "      email: {password: `Sup3rS3cret!, host: x}\n"
+    )
     message = error_of(write(tmp_path, text))
     assert "not valid YAML: line 4, column" in message
     assert "Sup3rS3cret" not in message
