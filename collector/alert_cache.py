@@ -1,10 +1,11 @@
 """The alert engine's reader over incremental aggregates: a pass reads only the new rows.
 
-Every (metric, where, group_by) the rules use is a series: per-second aggregates over the
-longest span its rules look back, up to two hours, and per-minute ones beyond that (budgets,
-day-old baselines); percentile series also keep their values for the per-second span. Windows
-start and end on whole seconds, or whole minutes where they reach past the per-second span.
-Whatever the cache does not hold is read from the raw rows by `LedgerReader`.
+Every (metric, where, group_by) the rules use is a series: per-second aggregates over the span
+its rules look back, up to two hours; beyond that, per-minute ones (per quarter hour past two
+days: month budgets) and per-second ones only for what windows ending now need. Percentile
+series also keep their values for the per-second span. The parts of a window finer than the
+steps are read from the raw rows, so a window's value is the raw query's. Whatever the cache
+does not hold is read from the raw rows by `LedgerReader`.
 """
 
 from __future__ import annotations
@@ -125,7 +126,7 @@ class Series:
         self.columns: dict[Group, int] = {}
         if need.span <= FINE_LIMIT_S:
             self.fine, self.coarse = Grid(1, need.span), None
-        else:  # per minute; per second only what windows ending now need, and the last minute
+        else:  # per step; per second only what windows ending now need, and the last step
             step = coarse_step(need.span)
             fine_span = min(max(need.recent, 2 * step), FINE_LIMIT_S)
             self.fine, self.coarse = Grid(1, fine_span), Grid(step, need.span // step + 2)
@@ -138,7 +139,7 @@ class Series:
     def fill(self, db: sqlite3.Connection, now_s: int, last_ids: tuple[int, int]) -> None:
         """Load the span before ``now_s`` from rows up to ``last_ids`` (calls, scores).
 
-        Each row is read once: per second within the fine span, per minute before it.
+        Each row is read once: per second within the fine span, per step before it.
         """
         fine = self.fine
         fine.start(now_s)
