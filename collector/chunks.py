@@ -11,6 +11,8 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
+import time
 from collections.abc import Callable
 from concurrent import futures
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -87,6 +89,10 @@ def parse_chunk(parser: LineParser, job: ChunkJob, max_line: int) -> ParsedChunk
 _worker: tuple[LineParser, int] | None = None
 
 
+PARENT_CHECK_SECONDS = 1.0
+"""How often a parse worker checks that the process that started it is still there."""
+
+
 def _start_worker(
     overrides: dict[str, PriceOverride], content: ContentConfig, max_line: int
 ) -> None:
@@ -95,6 +101,14 @@ def _start_worker(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _worker = (LineParser(Pricer(overrides), ContentPolicy(content)), max_line)
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A parent killed with SIGKILL cannot stop its workers: they notice it is gone."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_SECONDS)
+    os._exit(0)
 
 
 def _ready() -> bool:

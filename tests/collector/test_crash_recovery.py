@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 
 import orjson
 import pytest
@@ -117,6 +118,20 @@ def _started(log_path) -> int:
     return log_path.read_text(errors="replace").count("collector started")
 
 
+def _children(pid):
+    """The processes ``pid`` started (its parse workers and their resource tracker)."""
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
+    return {int(line) for line in found.stdout.split()}
+
+
+def _alive(pid):
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 def _kill_and_reap(process):
     process.send_signal(signal.SIGKILL)
     return process.wait(timeout=30)
@@ -133,7 +148,7 @@ def test_ingest_killed_repeatedly_then_completed_has_every_line_once(tmp_path):
 
     log_path = tmp_path / "ingest.log"
     step = 0.8 * len(good) / 7
-    exits = []
+    exits, orphans = [], set()
     for k in range(7):
         target = rng.randint(int(k * step), int((k + 1) * step))
         with log_path.open("ab") as log:
@@ -145,11 +160,18 @@ def test_ingest_killed_repeatedly_then_completed_has_every_line_once(tmp_path):
             while process.poll() is None and _progress(db_path) < target:
                 time.sleep(0.01)
             time.sleep(rng.uniform(0, 0.3))
+            workers = _children(process.pid)
             exits.append(_kill_and_reap(process))
+            orphans.update(workers)
         _check_consistent(db_path)
     assert set(exits) <= {-signal.SIGKILL, 0}, log_path.read_text()
     assert exits.count(-signal.SIGKILL) >= 5, exits
     assert 0 < _check_consistent(db_path) < len(good)
+    assert orphans, "no parse worker ever started: the orphan check proves nothing"
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in orphans) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in orphans if _alive(pid)], "parse workers outlived a killed ingest"
 
     final = subprocess.run(
         command, cwd=tmp_path, env=_env(), capture_output=True, timeout=120, check=False
