@@ -7,6 +7,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
 from alerting.delivery import Delivery, DeliveryReport, build_notifiers
@@ -48,6 +49,8 @@ class AlertJobs:
             alerting.external_url,
         )
         self.last_pass: PassResult | None = None
+        self.ready: Callable[[], bool] = lambda: True
+        """False while passes must wait (the daemon: until the start-up backlog is read)."""
         self._busy = threading.Lock()
         self._closed = False
 
@@ -58,7 +61,9 @@ class AlertJobs:
 
     def _evaluate(self) -> PassResult | None:
         with self._busy:
-            return None if self._closed else self.engine.evaluate(now_us())
+            if self._closed or not self.ready():
+                return None
+            return self.engine.evaluate(now_us())
 
     async def deliver(self) -> DeliveryReport | None:
         if self._closed:

@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("collector.daemon")
 
+CATCH_UP_LIMIT_SECONDS = 300
+"""Alert rules wait at most this long for the start-up backlog to be read."""
 EXIT_GRACE_SECONDS = 0.5
 """How long the exit waits for worker threads once everything is committed and closed."""
 
@@ -77,6 +79,8 @@ class Daemon:
         self._stop = asyncio.Event()
         self._tail_lock = threading.Lock()
         self._last_scan = float("-inf")
+        self._started = time.monotonic()
+        self._caught_up_at: float | None = None
         self._last_status = (time.monotonic(), 0)
         self.ledger: Ledger | None = None
         self.tailer: Tailer | None = None
@@ -171,6 +175,7 @@ class Daemon:
         except RulesError as error:
             log.error("%s", error)
             raise SystemExit(2) from None
+        self.alerts.ready = self._caught_up
         _every(scheduler, self.alerts.evaluate, alerting.evaluation_interval)
         _every(scheduler, self.alerts.deliver, alerting.delivery_interval)
 
@@ -232,6 +237,22 @@ class Daemon:
             if not self._stop.is_set():
                 self._read_sources()
                 self.tail_state.last_progress = self.jobs.clock()
+                if self._caught_up_at is None and not any(self._lag().values()):
+                    self._caught_up_at = time.monotonic()
+
+    def _caught_up(self) -> bool:
+        """Whether the backlog found at start-up is read (or reading it took too long): until
+        then every alert window looks empty, and "no events for 15 minutes" would fire."""
+        if self._caught_up_at is not None:
+            return True
+        if time.monotonic() - self._started < CATCH_UP_LIMIT_SECONDS:
+            return False
+        log.warning(
+            "the backlog is still being read after %d s; evaluating alert rules anyway",
+            CATCH_UP_LIMIT_SECONDS,
+        )
+        self._caught_up_at = time.monotonic()
+        return True
 
     def _read_sources(self) -> None:
         tailer = self.tailer

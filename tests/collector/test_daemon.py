@@ -118,3 +118,42 @@ def test_sigterm_during_a_large_backlog_commits_and_exits_fast(tmp_path):
     )
     assert json.loads(result.stdout)["events"] == lines - len(first_run)
     assert sorted(map(int, call_ids(tmp_path))) == list(range(lines))
+
+
+def test_no_absence_alert_while_the_start_up_backlog_is_read(tmp_path):
+    """The first passes wait for the backlog: before it is read, every window looks empty."""
+    from datetime import UTC, datetime, timedelta
+
+    from daemon_harness import Daemon, alerting_config, free_port, query, wait_for
+
+    port = free_port()
+    (tmp_path / "rules.yaml").write_text("rules:\n  - {name: Silent, kind: absence, window: 15m}\n")
+    config = alerting_config(tmp_path, port)
+    now = datetime.now(UTC)
+    lines = [
+        json.dumps(
+            {
+                "timestamp": (now - timedelta(seconds=600 - i * 0.02)).isoformat(),
+                "model": "m",
+                "input_tokens": 10,
+                "output_tokens": 5,
+            }
+        )
+        for i in range(20_000)
+    ]
+    (tmp_path / "logs" / "trace.jsonl").write_text("\n".join(lines) + "\n")
+    daemon = Daemon(config)
+    try:
+        read = wait_for(
+            lambda: query(tmp_path, "SELECT count(*) FROM calls") == [(20_000,)], 60, daemon
+        )
+        assert read, daemon.output()
+        evaluated = query(tmp_path, "SELECT evaluated_us FROM alert_rules")
+        assert wait_for(
+            lambda: query(tmp_path, "SELECT evaluated_us FROM alert_rules") != evaluated, 20, daemon
+        ), daemon.output()
+    finally:
+        code, _ = daemon.stop()
+    assert code == 0
+    assert query(tmp_path, "SELECT count(*) FROM notifications") == [(0,)]
+    assert "Silent" not in daemon.output().split("collector started", 1)[-1]
