@@ -122,7 +122,8 @@ def describe(alert: dict[str, Any]) -> str:
 
 def label_text(labels: dict[str, str]) -> str:
     shown = {k: v for k, v in labels.items() if k not in _HIDDEN}
-    return ", ".join(f"{k}={v}" for k, v in sorted(shown.items())) or "(no labels)"
+    text = ", ".join(f"{k}={v}" for k, v in sorted(shown.items()))
+    return text or "(only alertname and severity)"
 
 
 def _field(name: str, value: str) -> dict[str, str]:

@@ -94,7 +94,7 @@ def ingest(
     """
     config = config_or_exit(config_path)
     if paths:
-        zone = ZoneInfo(timezone or (config.sources[0].timezone if config.sources else "UTC"))
+        zone = _zone(timezone or (config.sources[0].timezone if config.sources else "UTC"))
         sources = [Source(path, zone) for path in paths]
     else:
         sources = configured_sources(config)
@@ -117,6 +117,9 @@ def ingest(
             config, ledger, sources, on_progress=lambda n: progress.advance(task, n)
         )
         tailer.scan()
+        if not tailer.lag_bytes():
+            patterns = ", ".join(source.pattern for source in sources)
+            err.print(f"[yellow]no file matches {patterns}[/yellow]")
         backlog = sum(tailer.lag_bytes().values())
         if backlog > 16 * 1024 * 1024:
             tailer.chunks.wait_ready(timeout=0)  # start the parse workers while reading begins
@@ -158,6 +161,16 @@ def run(config_path: Path | None) -> None:
     Daemon(config, config_path=config_path, early_stop=early_stop).run()
 
 
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ValueError, KeyError):  # ZoneInfoNotFoundError is a KeyError
+        raise click.BadParameter(
+            f"{name!r} is not a time zone; use an IANA name such as UTC or Europe/Berlin",
+            param_hint="--timezone",
+        ) from None
+
+
 def _fmt(value: Any) -> str:
     if value is None:
         return "-"
@@ -194,7 +207,9 @@ def summary(
     try:
         start, end = parse_time(since, zone), parse_time(until, zone)
     except ValueError as error:
-        raise click.BadParameter(str(error)) from None
+        raise click.BadParameter(str(error), param_hint="--since/--until") from None
+    if start >= end:
+        raise click.BadParameter(f"{since} is not before {until}", param_hint="--since/--until")
     dims = [d.strip() for d in by.split(",") if d.strip()]
     ledger = ledger_or_exit(config, readonly=True)
     tier = tier or default_tier(ledger.db, to_us(start))

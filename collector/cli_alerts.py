@@ -220,7 +220,10 @@ def notify_test(config_path: Path | None, receiver: str) -> None:
     alerting = config_or_exit(config_path).alerting
     notifier = build_notifiers(alerting).get(receiver)
     if notifier is None:
-        raise click.ClickException(f"no receiver named {receiver!r} under alerting.receivers")
+        known = ", ".join(sorted(build_notifiers(alerting))) or "none"
+        raise click.ClickException(
+            f"no receiver named {receiver!r} under alerting.receivers (configured: {known})"
+        )
     alert = {
         "status": "firing",
         "labels": {"alertname": "TestNotification", "severity": "info"},

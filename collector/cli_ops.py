@@ -173,7 +173,10 @@ def export(
 def _output(path: Path | None) -> AbstractContextManager[IO[str]]:
     if path is None:
         return nullcontext(sys.stdout)
-    return path.open("w", encoding="utf-8", newline="")
+    try:
+        return path.open("w", encoding="utf-8", newline="")
+    except OSError as error:
+        raise click.ClickException(f"cannot write {path}: {error.strerror}") from None
 
 
 def _select(

@@ -91,6 +91,33 @@ def test_summary_rejects_bad_arguments(workdir):
     bad_dim = cli("summary", "--by", "user_id", cwd=workdir, check=False)
     assert bad_dim.returncode == 2
     assert "cannot group by user_id" in bad_dim.stderr
+    backwards = cli(
+        "summary", "--since", "2026-11-20", "--until", "2026-11-18", cwd=workdir, check=False
+    )
+    assert backwards.returncode == 2
+    assert "2026-11-20 is not before 2026-11-18" in backwards.stderr
+
+
+def test_wrong_input_is_a_clear_error_not_a_traceback(workdir):
+    zone = cli("ingest", "--timezone", "Bad/Zone", "x.jsonl", cwd=workdir, check=False)
+    assert zone.returncode == 2
+    assert "'Bad/Zone' is not a time zone" in zone.stderr
+    missing = cli("ingest", "nothing-here.jsonl", cwd=workdir)
+    assert "no file matches nothing-here.jsonl" in missing.stderr
+    cli("ingest", cwd=workdir)
+    unwritable = cli(
+        "export",
+        "--since",
+        "2026-11-19",
+        "--until",
+        "2026-11-20",
+        "--out",
+        str(workdir / "no" / "dir" / "x.csv"),
+        cwd=workdir,
+        check=False,
+    )
+    assert unwritable.returncode == 1
+    assert "cannot write" in unwritable.stderr and "Traceback" not in unwritable.stderr
 
 
 def test_config_check_names_file_and_key(workdir):

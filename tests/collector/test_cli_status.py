@@ -64,4 +64,6 @@ def test_another_service_on_the_port_is_named_not_a_crash(tmp_path):
         answer = daemon_jobs(config)
     finally:
         server.shutdown()
-    assert answer["error"].startswith(f"no daemon answering at http://127.0.0.1:{server.server_port}")
+    assert answer["error"].startswith(
+        f"no daemon answering at http://127.0.0.1:{server.server_port}"
+    )
