@@ -184,8 +184,13 @@ def _select(
 ) -> tuple[list[str], Iterator[tuple[Any, ...]]]:
     """Output column names and a lazy row iterator; microsecond times become ISO strings."""
     if tier != "raw":
+        # A group none of whose calls had a price has no cost, not $0 (as in `summary`).
+        columns = [
+            "CASE WHEN unpriced < requests THEN cost_usd END" if c == "cost_usd" else c
+            for c in _TIER_COLUMNS
+        ]
         sql = (
-            f"SELECT {', '.join(_TIER_COLUMNS)} FROM rollups WHERE tier = ?"
+            f"SELECT {', '.join(columns)} FROM rollups WHERE tier = ?"
             " AND window_start_us >= ? AND window_start_us < ? ORDER BY window_start_us, group_key"
         )
         names = ["window_start", "window_end", *_TIER_COLUMNS[2:]]

@@ -78,8 +78,11 @@ class Fold:
         return self.reader.metrics(cell)
 
 
-def gather(reader: ReportReader, period: Period, top_n: int) -> Report:
-    """Everything a report shows for ``period``."""
+def gather(reader: ReportReader, period: Period, top_n: int, now_us: int | None = None) -> Report:
+    """Everything a report shows for ``period`` (as of ``now_us``, default now: a period not
+    over yet is marked partial)."""
+    if now_us is None:
+        now_us = int(datetime.now(UTC).timestamp() * 1_000_000)
     dims = [name for name, _ in TABLE_DIMENSIONS if name in reader.dimensions]
     span_tier = "1mo" if period.kind == "monthly" else "1d"
     now = Fold(reader, dims, period.buckets())
@@ -94,6 +97,7 @@ def gather(reader: ReportReader, period: Period, top_n: int) -> Report:
         period=period,
         totals=_totals(current_m, previous.metrics(previous.total), trailing, active),
         trailing_periods=active,
+        partial_until_us=now_us if now_us < period.end_us else None,
         tables={name: _table(now, name, top_n) for name in dims},
         drivers=_drivers(now, min(top_n, MOVERS)),
         movers=_movers(now, previous),

@@ -42,9 +42,15 @@ def title(report: Report) -> str:
 def subtitle(report: Report) -> str:
     period = report.period
     zone = period.zone
+    partial = report.partial_until_us
+    so_far = (
+        ""
+        if partial is None
+        else f" (not over: figures up to {fmt.when(partial, zone)}, against complete periods)"
+    )
     return (
-        f"{fmt.when(period.start_us, zone)} to {fmt.when(period.end_us, zone)} ({zone.key});"
-        f" compared with the previous {_unit(report)} and the trailing"
+        f"{fmt.when(period.start_us, zone)} to {fmt.when(period.end_us, zone)} ({zone.key})"
+        f"{so_far}; compared with the previous {_unit(report)} and the trailing"
         f" {TRAILING_LABEL[period.kind]} average"
     )
 

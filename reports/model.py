@@ -85,6 +85,8 @@ class Report:
     series: Series
     trailing_periods: int
     """Periods of the trailing span that had any call: additive averages are over these."""
+    partial_until_us: int | None = None
+    """Set when the period is not over: the figures stop here."""
     notes: list[str] = field(default_factory=list)
 
     @property

@@ -160,9 +160,14 @@ def test_export_scores_and_a_tier(example):
     assert [json.loads(line)["value"] for line in scores] == [row[3] for row in expected]
 
     tier = cli(str(config), "export", *SPAN, "--tier", "1h", "--format", "jsonl").stdout
+    # A group with no priced call has no cost (null), not $0.
+    columns = [
+        "CASE WHEN unpriced < requests THEN cost_usd END" if c == "cost_usd" else c
+        for c in _TIER_COLUMNS
+    ]
     expected = ledger_rows(
         ledger,
-        f"SELECT {', '.join(_TIER_COLUMNS)} FROM rollups WHERE tier = '1h'"
+        f"SELECT {', '.join(columns)} FROM rollups WHERE tier = '1h'"
         " AND window_start_us >= ? AND window_start_us < ? ORDER BY window_start_us, group_key",
         START,
         END,
@@ -179,6 +184,8 @@ def test_export_scores_and_a_tier(example):
             ledger, "SELECT count(*) FROM calls WHERE ts_us >= ? AND ts_us < ?", START, END
         )[0][0]
     )
+    unpriced = [r for r in rows if r["unpriced"] == r["requests"]]
+    assert unpriced and all(r["cost_usd"] is None for r in unpriced)
     day = cli(str(config), "export", *SPAN, "--tier", "1d").stdout
     assert next(csv.reader(io.StringIO(day)))[:3] == ["window_start", "window_end", "model"]
 

@@ -144,3 +144,15 @@ def test_an_empty_period_says_so(world):
     report = gather(reader_of(tiers), period, top_n=10)
     assert not report.has_data
     assert markdown.NO_DATA in markdown.render(report)
+
+
+def test_a_period_not_over_says_so(world):
+    tiers, _, _ = world
+    period = Period.containing("daily", DST_DAY, BERLIN)
+    noon = local_us(2026, 10, 25, 12)
+    report = gather(reader_of(tiers), period, top_n=10, now_us=noon)
+    assert report.partial_until_us == noon
+    assert "(not over: figures up to 2026-10-25 12:00, against complete periods)" in (
+        markdown.render(report)
+    )
+    assert gather(reader_of(tiers), period, top_n=10).partial_until_us is None
