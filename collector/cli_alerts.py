@@ -62,7 +62,14 @@ def rules_test(path: Path) -> None:
 
     try:
         failures = run_file(path)
-    except (RulesError, ValidationError, ValueError) as error:
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(map(str, item['loc'])) or '(top level)'}: "
+            + ("unknown key" if item["type"] == "extra_forbidden" else item["msg"])
+            for item in error.errors(include_url=False)
+        )
+        raise click.ClickException(f"{path}: not a rule test file: {problems}") from None
+    except (RulesError, ValueError) as error:
         raise click.ClickException(f"{path}: {error}") from None
     for failure in failures:
         click.echo(f"FAILED {failure}")

@@ -59,6 +59,8 @@ def backup(config_path: Path | None, path: Path, force: bool) -> None:
     config = config_or_exit(config_path)
     if path.exists() and not force:
         raise click.ClickException(f"{path} exists; choose another path or pass --force")
+    if not path.parent.is_dir():
+        raise click.ClickException(f"{path.parent} is not a directory; create it first")
     ledger = ledger_or_exit(config, readonly=True)
     partial = path.with_name(path.name + ".partial")
     partial.unlink(missing_ok=True)

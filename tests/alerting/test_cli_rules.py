@@ -23,3 +23,12 @@ def test_rules_check_names_the_problem(tmp_path):
     result = CliRunner().invoke(main, ["rules", "check", str(path)])
     assert result.exit_code == 1
     assert f"{path}: rule Quiet: window: the window must be longer than zero" in result.output
+
+
+def test_rules_test_on_a_rules_file_names_what_is_missing():
+    result = CliRunner().invoke(main, ["rules", "test", str(EXAMPLES / "rules.yaml")])
+    assert result.exit_code == 1
+    assert "not a rule test file: rule_files: Field required; tests: Field required;" in (
+        result.output
+    )
+    assert "rules: unknown key" in result.output and "pydantic" not in result.output
