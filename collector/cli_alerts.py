@@ -149,6 +149,8 @@ def silence_add(
         length = parse_duration(duration)
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--for") from None
+    if length.total_seconds() <= 0:
+        raise click.BadParameter("a silence must last longer than zero", param_hint="--for")
     matchers, now = _matchers(pairs), _now_us()
     ledger = _ledger(config_path)
     try:
