@@ -94,18 +94,19 @@ PARENT_CHECK_SECONDS = 1.0
 
 
 def _start_worker(
-    overrides: dict[str, PriceOverride], content: ContentConfig, max_line: int
+    overrides: dict[str, PriceOverride], content: ContentConfig, max_line: int, parent: int
 ) -> None:
     global _worker
     # The main process decides when to stop; a terminal's Ctrl-C must not kill a worker first.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _worker = (LineParser(Pricer(overrides), ContentPolicy(content)), max_line)
-    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
 
 
 def _exit_with_parent(parent: int) -> None:
-    """A parent killed with SIGKILL cannot stop its workers: they notice it is gone."""
+    """A parent killed with SIGKILL cannot stop its workers: they notice it is gone (it may
+    be gone already, while the worker was still importing)."""
     while os.getppid() == parent:
         time.sleep(PARENT_CHECK_SECONDS)
     os._exit(0)
@@ -180,7 +181,7 @@ class ChunkParser:
                 self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_start_worker,
-                initargs=self._pool_args,
+                initargs=(*self._pool_args, os.getpid()),
             )
             self._starting = [self._pool.submit(_ready) for _ in range(self.workers)]
         return all(future.done() for future in self._starting)
