@@ -99,6 +99,14 @@ def series_needs(rules: Iterable[Rule]) -> dict[SeriesKey, Need]:
     return needs
 
 
+class Cover(NamedTuple):
+    """Aggregates of the whole seconds ``[first, end)`` of a window that the grids hold."""
+
+    totals: Totals
+    first: int
+    end: int
+
+
 class _Values:
     """The values of a percentile series (second, group column, value), oldest trimmed."""
 
@@ -132,9 +140,9 @@ class Series:
             self.fine, self.coarse = Grid(1, fine_span), Grid(step, need.span // step + 2)
         self.values = _Values() if need.percentile else None
 
-    def holds_values(self, cover: tuple[Totals, int, int]) -> bool:
+    def holds_values(self, cover: Cover) -> bool:
         """Whether the values behind a covered range are kept (percentiles need them)."""
-        return self.values is not None and cover[1] >= self.values.base
+        return self.values is not None and cover.first >= self.values.base
 
     def fill(self, db: sqlite3.Connection, now_s: int, last_ids: tuple[int, int]) -> None:
         """Load the span before ``now_s`` from rows up to ``last_ids`` (calls, scores).
@@ -180,12 +188,12 @@ class Series:
             self.values.trim(self.fine.base)
             self._load_values(db, ranges)
 
-    def cover(self, start_us: int, end_us: int) -> tuple[Totals, int, int] | None:
+    def cover(self, start_us: int, end_us: int) -> Cover | None:
         """Aggregates of the whole seconds ``[first, end)`` inside ``[start_us, end_us)``
         the grids hold, with ``first`` and ``end``; None when they do not reach back."""
         first, end = -(-start_us // _US), end_us // _US
         if self.fine.covers(first):
-            return (self.fine.totals(first, end), first, end) if first < end else None
+            return Cover(self.fine.totals(first, end), first, end) if first < end else None
         coarse = self.coarse
         if coarse is None:
             return None
@@ -195,8 +203,9 @@ class Series:
             return None
         totals = coarse.totals(first_step, end_step)
         if not self.fine.covers(end_step * step):
-            return totals, first_step * step, end_step * step
-        return combine(totals, self.fine.totals(end_step * step, end)), first_step * step, end
+            return Cover(totals, first_step * step, end_step * step)
+        tail = self.fine.totals(end_step * step, end)
+        return Cover(combine(totals, tail), first_step * step, end)
 
     def _aggregate(
         self, db: sqlite3.Connection, step_s: int, ranges: tuple[Range, Range]
@@ -286,18 +295,24 @@ class AlertCache:
     def refresh(self, now_us: int, rules: Sequence[Rule]) -> None:
         """Read what was committed since the last pass; windows then end at ``now_us``.
 
-        New rules (a reload) load their spans afresh. On a database error the cache is
-        emptied and this pass reads the raw rows, which report the error rule by rule.
+        New rules (a reload) load their spans afresh. Everything is read from one snapshot of
+        the ledger, so rows deleted meanwhile (retention) cannot count twice. On any error
+        the cache is emptied and this pass reads the raw rows, which report a database error
+        rule by rule.
         """
         self.now_us = None  # until the refresh completes, every window is read raw
         needs = series_needs(rules)
         if needs != self.needs:
             self.needs, self.last_ids = needs, None
         try:
-            self._read(now_us)
-        except sqlite3.Error:
+            self.db.execute("BEGIN")
+            try:
+                self._read(now_us)
+            finally:
+                self.db.execute("COMMIT")
+        except Exception:
             log.exception("reading new rows for the alert windows failed")
-            self.last_ids = None
+            self.last_ids, self.now_us = None, None
 
     def _read(self, now_us: int) -> None:
         now_s = now_us // _US
@@ -369,12 +384,12 @@ class AlertCache:
         cover = self._cover(series, start_us, end_us)
         if series is None or cover is None:
             return self.raw.events(start_us, end_us, where)
-        edges = _edges(start_us, end_us, cover)
-        return int(cover[0].requests.sum()) + sum(self.raw.events(*edge, where) for edge in edges)
+        groups = {(): _Group(float(cover.totals.requests.sum()))}
+        for edge in _edges(start_us, end_us, cover):
+            self._add_edge(groups, series.key, edge, percentile=False)
+        return int(groups[()].requests)
 
-    def _cover(
-        self, series: Series | None, start_us: int, end_us: int
-    ) -> tuple[Totals, int, int] | None:
+    def _cover(self, series: Series | None, start_us: int, end_us: int) -> Cover | None:
         if series is None or self.now_us is None or end_us > self.now_us:
             return None
         return series.cover(start_us, end_us)
@@ -386,9 +401,11 @@ class AlertCache:
         edge: tuple[int, int],
         percentile: bool,
     ) -> None:
-        """Adds the raw rows of a part of the window shorter than the grids' step."""
-        span: Range = ("ts_us >= ? AND ts_us < ?", list(edge))
-        source, params = metric_rows(key.metric, dict(key.where), key.group_by, span, span)
+        """Adds the raw rows of a part of the window finer than the grids' steps, up to the
+        row ids the grids hold."""
+        assert self.last_ids is not None
+        ranges = _span(edge[0], edge[1], self.last_ids)
+        source, params = metric_rows(key.metric, dict(key.where), key.group_by, *ranges)
         dims = "".join(f"d{i}, " for i in range(len(key.group_by)))
         grouping = f" GROUP BY {dims[:-2]}" if dims else ""
         sql = f"SELECT {dims}count(*), count(v), total(v), min(v), max(v) FROM ({source})"
@@ -398,7 +415,8 @@ class AlertCache:
         if percentile:
             sql = f"SELECT {dims}v FROM ({source}) WHERE v IS NOT NULL"
             for row in self.db.execute(sql, params):
-                groups[tuple(row[:width])].samples.append(np.array([row[-1]]))
+                group = tuple(row[:width])
+                groups.setdefault(group, _Group()).samples.append(np.array([row[-1]]))
 
 
 @dataclass
@@ -444,7 +462,7 @@ class _Group:
         return float(np.percentile(values, q, method="linear")) if len(values) else None
 
 
-def _groups(series: Series, cover: tuple[Totals, int, int]) -> dict[Group, _Group]:
+def _groups(series: Series, cover: Cover) -> dict[Group, _Group]:
     totals, first, end = cover
     groups: dict[Group, _Group] = {}
     for key, column in series.columns.items():
@@ -467,7 +485,7 @@ def _groups(series: Series, cover: tuple[Totals, int, int]) -> dict[Group, _Grou
     return groups
 
 
-def _edges(start_us: int, end_us: int, cover: tuple[Totals, int, int]) -> list[tuple[int, int]]:
+def _edges(start_us: int, end_us: int, cover: Cover) -> list[tuple[int, int]]:
     """The parts of ``[start_us, end_us)`` outside the covered whole seconds."""
     _, first, end = cover
     edges = [(start_us, first * _US), (end * _US, end_us)]

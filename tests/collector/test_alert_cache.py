@@ -315,3 +315,73 @@ def test_a_month_budget_reads_the_hours_before_the_raw_rows_from_the_rollups(tmp
     assert by_tenant[("t1",)].value == pytest.approx(2 * raw[("m1",)].value)
     assert "the rollups do not keep tenant_id" in caplog.text
     tiers.close()
+
+
+def test_the_first_load_is_one_snapshot_while_retention_deletes(tmp_path, monkeypatch):
+    """Retention committing on another connection mid-load must not count an hour twice (from
+    the raw rows read before, and from the rollups read after)."""
+    import sqlite3
+
+    import collector.alert_cache as alert_cache
+
+    tiers = Tiers(tmp_path, zone=BERLIN, retention={"raw": "7d"})
+    now, day = us(2026, 11, 21, 12, 30, zone=BERLIN), 86_400 * SECOND
+    tiers.add(calls=[ledger_call(now - 8 * day, cost_usd=1.0)])
+    tiers.add(calls=[ledger_call(now - 7 * day - 3600 * SECOND, cost_usd=2.0)])
+    tiers.add(calls=[ledger_call(now - 3600 * SECOND, cost_usd=4.0)])
+    tiers.roll(now)
+    tiers.retention.expire(now - 3600 * SECOND)  # the 2.0 call is rolled, not yet expired
+    original = alert_cache.raw_start
+
+    def retention_meanwhile(db):
+        tiers.retention.expire(now)
+        return original(db)
+
+    monkeypatch.setattr(alert_cache, "raw_start", retention_meanwhile)
+    reader = sqlite3.connect(tmp_path / "ledger.db", isolation_level=None)
+    rules = RulesFile.model_validate(
+        {
+            "rules": [
+                {
+                    "name": "b",
+                    "kind": "budget",
+                    "period": "month",
+                    "budget": 100,
+                    "group_by": ["model"],
+                }
+            ]
+        }
+    ).rules
+    cache = AlertCache(reader, tier_dimensions=["model", "provider", "task_type", "status"])
+    cache.refresh(now, rules)
+    month = cache.window("cost_usd", "sum", us(2026, 11, 1, zone=BERLIN), now, {}, ["model"])
+    assert (month[("m1",)].value, month[("m1",)].requests) == (7.0, 3)
+    reader.close()
+    tiers.close()
+
+
+def test_an_error_mid_refresh_reloads_instead_of_counting_twice(tmp_path, monkeypatch):
+    from collector.alert_cache import Series
+
+    ledger = Ledger(tmp_path / "ledger.db")
+    row = {"offset_us": -SECOND, "model": "m1", "status": "ok", "latency_ms": 5.0}
+    _insert(ledger, T0, [row], [])
+    cache = AlertCache(ledger.db)
+    cache.refresh(T0, RULES.rules)
+    _insert(ledger, T0 + 15 * SECOND, [row], [])
+    update, calls = Series.update, []
+
+    def second_fails(self, *args):
+        calls.append(self)
+        if len(calls) == 2:
+            raise ValueError("boom")
+        return update(self, *args)
+
+    monkeypatch.setattr(Series, "update", second_fails)
+    cache.refresh(T0 + 15 * SECOND, RULES.rules)
+    monkeypatch.setattr(Series, "update", update)
+    end = T0 + 30 * SECOND
+    cache.refresh(end, RULES.rules)
+    window = ("requests", "rate_per_s", end - 60 * SECOND, end, {}, [])
+    assert cache.window(*window) == LedgerReader(ledger.db).window(*window)
+    ledger.close()
