@@ -15,6 +15,16 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from schemas.config import ALLOWED_DIMENSIONS
 from schemas.durations import Duration
 
+
+def _positive_window(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("the window must be longer than zero")
+    return value
+
+
+Window = Annotated[Duration, AfterValidator(_positive_window)]
+"""A rule's window: a duration longer than zero."""
+
 Metric = Literal[
     "requests",
     "errors",
@@ -107,16 +117,9 @@ class _Windowed(_RuleBase):
 
     metric: Metric
     aggregate: Aggregate | None = None
-    window: Duration = timedelta(minutes=5)
+    window: Window = timedelta(minutes=5)
     group_by: GroupBy = []
     min_requests: int = Field(0, ge=0)
-
-    @field_validator("window")
-    @classmethod
-    def _positive_window(cls, value: timedelta) -> timedelta:
-        if value <= timedelta(0):
-            raise ValueError("the window must be longer than zero")
-        return value
 
     @model_validator(mode="after")
     def _aggregate_fits_metric(self) -> _Windowed:
@@ -197,14 +200,7 @@ class AbsenceRule(_RuleBase):
     """Fires when no event (call or score) matching ``where`` arrived within the window."""
 
     kind: Literal["absence"]
-    window: Duration = timedelta(minutes=15)
-
-    @field_validator("window")
-    @classmethod
-    def _positive_window(cls, value: timedelta) -> timedelta:
-        if value <= timedelta(0):
-            raise ValueError("the window must be longer than zero")
-        return value
+    window: Window = timedelta(minutes=15)
 
 
 Rule = Annotated[ThresholdRule | ChangeRule | BudgetRule | AbsenceRule, Field(discriminator="kind")]
