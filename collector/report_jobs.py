@@ -35,23 +35,20 @@ class ReportJobs:
             reader, self.ledger.db, config.reports, config.alerting, self.zone
         )
         self.clock = clock
-        self._idle = threading.Event()
-        self._idle.set()
-        self._state = threading.Lock()
+        self._busy = threading.Lock()  # held by a pass; a close takes it for good
         self._closed = False
 
     async def run(self) -> Outcome | None:
-        """Queue what fell due, then deliver what is queued; None when a pass is already on."""
-        with self._state:  # a close on another thread sees either this pass or none
-            if not self._idle.is_set() or self._closed:
-                return None
-            self._idle.clear()
+        """Queue what fell due, then deliver what is queued; None when a pass is already on
+        or the jobs are closed."""
+        if self._closed or not self._busy.acquire(blocking=False):
+            return None
         try:
             now = self.clock()
             await asyncio.to_thread(self.service.open_due, now)  # may wait for the writer
             return await self.service.deliver(now)
         finally:
-            self._idle.set()
+            self._busy.release()
 
     def schedule(self, scheduler: BaseScheduler) -> None:
         """Add the cron jobs and the catch-up / retry pass (first run now)."""
@@ -80,9 +77,8 @@ class ReportJobs:
         """Close the connection once the pass in progress ends (up to ``wait`` seconds); a
         pass still going then keeps it (closing it under a query would crash SQLite), and
         what it had not marked sent goes out after the restart."""
-        with self._state:
-            self._closed = True
-        if self._idle.wait(wait):
+        self._closed = True
+        if self._busy.acquire(timeout=wait):  # kept: no pass starts after this
             self.ledger.close()
         else:
             log.warning("a report was still being built or sent at exit; it resumes at restart")
