@@ -117,10 +117,11 @@ def ingest(
             config, ledger, sources, on_progress=lambda n: progress.advance(task, n)
         )
         tailer.scan()
-        if not tailer.lag_bytes():
+        lag = tailer.lag_bytes()
+        if not lag:
             patterns = ", ".join(source.pattern for source in sources)
             err.print(f"[yellow]no file matches {patterns}[/yellow]")
-        backlog = sum(tailer.lag_bytes().values())
+        backlog = sum(lag.values())
         if backlog > 16 * 1024 * 1024:
             tailer.chunks.wait_ready(timeout=0)  # start the parse workers while reading begins
         progress.update(task, total=backlog)
