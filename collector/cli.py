@@ -25,7 +25,12 @@ from rich.progress import (
 
 from collector import logs
 from collector.cli_alerts import alerts, notify, rules, silence
-from collector.cli_common import config_option, config_or_exit, ledger_or_exit
+from collector.cli_common import (
+    config_option,
+    config_or_exit,
+    ledger_or_exit,
+    writer_ledger_or_exit,
+)
 from collector.cli_influx import background_drain, influx, wait_for_outbox
 from collector.cli_ops import backup, export
 from collector.cli_report import report
@@ -98,7 +103,7 @@ def ingest(
         sources = [Source(path, zone) for path in paths]
     else:
         sources = configured_sources(config)
-    ledger = ledger_or_exit(config)
+    ledger = writer_ledger_or_exit(config, "llm-collector ingest")
     # Built before reading (a new feed's cursor starts at the ledger's end), on a connection of
     # its own so that it sends while the files are read.
     outbox = build_outbox(config, ledger_or_exit(config))

@@ -7,8 +7,10 @@ from pathlib import Path
 import click
 
 from collector.configfile import ConfigError, load_config
+from collector.errors import CollectorError
 from collector.ledger import Ledger, LedgerError
 from collector.logs import add_config_secrets
+from collector.pipeline import open_for_writing
 from schemas.config import CollectorConfig
 
 config_option = click.option(
@@ -29,8 +31,19 @@ def config_or_exit(path: Path | None) -> CollectorConfig:
     return config
 
 
+def writer_ledger_or_exit(config: CollectorConfig, command: str) -> Ledger:
+    """The ledger for a command that writes events, its writer lock held (`open_for_writing`),
+    or a clean CLI error: another writer, a damaged file, an unwritable quarantine."""
+    click.get_current_context().meta["ledger"] = config.ledger.path
+    try:
+        return open_for_writing(config, command)
+    except CollectorError as error:
+        raise click.ClickException(str(error)) from None
+
+
 def ledger_or_exit(config: CollectorConfig, *, readonly: bool = False) -> Ledger:
     """The configured ledger, or a clean CLI error saying why it cannot be opened."""
+    click.get_current_context().meta["ledger"] = config.ledger.path
     try:
         return Ledger(config.ledger.path, readonly=readonly)
     except LedgerError as error:

@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import signal
+import sqlite3
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -27,12 +28,14 @@ from apscheduler.job import Job
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from collector.configfile import ConfigError, load_config
+from collector.errors import CollectorError, describe
 from collector.health import TAIL_STALE_MIN, Health, JobRegistry, TailState, trigger_interval
 from collector.http_server import HttpServer
 from collector.ledger import Batch, Ledger
 from collector.logs import add_config_secrets
 from collector.metrics import DaemonMetrics, LlmCounters
-from collector.pipeline import build_tailer, configured_sources
+from collector.outbox import Backoff
+from collector.pipeline import build_tailer, configured_sources, open_for_writing
 from collector.shipping import Shipper
 from collector.tailing import Tailer
 from collector.tier_jobs import RETENTION_EVERY, ROLLUP_EVERY, Clock, TierJobs
@@ -108,7 +111,7 @@ class Daemon:
             os._exit(0)
 
     async def main(self) -> None:
-        self.ledger = Ledger(self.config.ledger.path)
+        self.ledger = open_for_writing(self.config, "llm-collector run")
         self.tailer = build_tailer(
             self.config, self.ledger, configured_sources(self.config), on_commit=self._committed
         )
@@ -222,15 +225,28 @@ class Daemon:
         ledger.close()
 
     async def _tail_loop(self) -> None:
-        """Read, then wait ``poll_interval`` (or less, when asked to stop), until stopped."""
-        interval = self.config.ingest.poll_interval.total_seconds()
+        """Read, then wait ``poll_interval`` (or less, when asked to stop), until stopped.
+
+        An error (a full disk, an unwritable quarantine) rolls the batch back and is logged in
+        one line per retry, the wait doubling up to ``retry_max_interval``: nothing is lost,
+        and the log is not flooded."""
+        ingest = self.config.ingest
+        interval = ingest.poll_interval.total_seconds()
+        backoff = Backoff(interval, ingest.retry_max_interval.total_seconds())
         while not self._stop.is_set():
+            wait = interval
             try:
                 await asyncio.to_thread(self._tail_once)
+                backoff.reset()
+            except (CollectorError, OSError, sqlite3.Error) as error:
+                wait = backoff.next(None)
+                problem = describe(error, self.config.ledger.path)
+                log.error("reading failed: %s; retrying in %.3g s", problem, wait)
             except Exception:
-                log.exception("tailing failed; retrying in %.1f s", interval)
+                wait = backoff.next(None)
+                log.exception("reading failed; retrying in %.3g s", wait)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), interval)
+                await asyncio.wait_for(self._stop.wait(), wait)
 
     def _tail_once(self) -> None:
         with self._tail_lock:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from collector.errors import CollectorError, describe
 from collector.parsing import CALL_COLUMNS, SCORE_COLUMNS
 from collector.windows import HOUR_US
 
@@ -302,8 +303,13 @@ def _utc_hours(batch: Batch) -> set[int]:
     return {row[0] // HOUR_US for row in batch.calls} | {row[0] // HOUR_US for row in batch.scores}
 
 
-class LedgerError(RuntimeError):
-    """The ledger cannot be opened or upgraded; the message says what to do."""
+class LedgerError(CollectorError):
+    """The ledger cannot be opened, upgraded or written; the message says what to do."""
+
+
+class OffsetMoved(LedgerError):
+    """A stream's offset in the ledger is not the one its batch was read from: another writer
+    committed it. The batch is rolled back; the reader must continue from the stored offset."""
 
 
 @dataclass
@@ -351,21 +357,37 @@ def _now_us() -> int:
 class Ledger:
     """A connection to the ledger file; one per thread."""
 
-    def __init__(self, path: Path | str, *, readonly: bool = False) -> None:
+    def __init__(self, path: Path | str, *, readonly: bool = False, check: bool = False) -> None:
+        """Open (and upgrade) the ledger; ``check`` first runs ``PRAGMA quick_check``, as a
+        writer does at start-up, so that a damaged file is refused before anything is read."""
         self.path = Path(path)
         if readonly and not self.path.exists():
             raise LedgerError(f"no ledger at {self.path}; ingest something first")
-        if not readonly:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            if not readonly:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self.db.execute("PRAGMA busy_timeout = 10000")
             if not readonly:
                 self.db.execute("PRAGMA journal_mode = WAL")
             self.db.execute("PRAGMA synchronous = NORMAL")
+            if check:
+                self._quick_check()
+            self._migrate()
         except sqlite3.Error as error:
-            raise LedgerError(f"cannot open the ledger {self.path}: {error}") from None
-        self._migrate()
+            raise LedgerError(f"cannot open {describe(error, self.path)}") from None
+        except OSError as error:
+            raise LedgerError(f"cannot open the ledger {self.path}: {describe(error)}") from None
+
+    def _quick_check(self) -> None:
+        problem = self.db.execute("PRAGMA quick_check(1)").fetchone()[0]
+        if problem != "ok":
+            problem = " ".join(problem.replace("*** in database main ***", "").split())
+            raise LedgerError(
+                f"the ledger {self.path} is damaged ({problem}); restore the last backup"
+                " (llm-collector backup; see README, Backups) or move the file aside to start"
+                " a new ledger"
+            )
 
     def close(self) -> None:
         self.db.close()
@@ -390,16 +412,24 @@ class Ledger:
         try:
             yield self.db
         except BaseException:
-            self.db.execute("ROLLBACK")
+            if self.db.in_transaction:  # SQLite may have rolled back itself (a full disk)
+                self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
 
-    def streams(self, states: Sequence[str] = ("active", "rotated")) -> list[Stream]:
+    def streams(
+        self,
+        states: Sequence[str] = ("active", "rotated"),
+        *,
+        where: str = "true",
+        params: Sequence[Any] = (),
+    ) -> list[Stream]:
+        """The streams in these states (and matching ``where``), oldest first."""
         marks = ", ".join("?" * len(states))
         rows = self.db.execute(
             "SELECT id, source, path, dev, ino, fp_len, fp, offset, state, lines, events,"
-            f" quarantined, skipped FROM streams WHERE state IN ({marks}) ORDER BY id",
-            tuple(states),
+            f" quarantined, skipped FROM streams WHERE state IN ({marks}) AND {where} ORDER BY id",
+            (*states, *params),
         )
         return [
             Stream(
@@ -424,7 +454,12 @@ class Ledger:
     def add_stream(
         self, source: str, path: str, dev: int, ino: int, fp_len: int, fp: bytes
     ) -> Stream:
+        """A new stream for this file, or the one being followed already (by another
+        connection): one stream per file, so no second offset reads it again."""
         with self.transaction():
+            followed = self.streams(where="dev = ? AND ino = ? AND fp = ?", params=(dev, ino, fp))
+            if followed:
+                return followed[0]
             cursor = self.db.execute(
                 "INSERT INTO streams (source, path, dev, ino, fp_len, fp, updated_us)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -453,10 +488,11 @@ class Ledger:
                 _insert(db, "scores", _INSERT_SCORE, SCORE_COLUMNS, batch.scores)
             if batch.events:
                 db.executemany(_MARK_PENDING, ((hour,) for hour in _utc_hours(batch)))
-            db.execute(
+            moved = db.execute(
                 "UPDATE streams SET offset = ?, lines = lines + ?, events = events + ?,"
                 " quarantined = quarantined + ?, skipped = skipped + ?, path = ?, dev = ?,"
-                " ino = ?, fp_len = ?, fp = ?, state = ?, updated_us = ? WHERE id = ?",
+                " ino = ?, fp_len = ?, fp = ?, state = ?, updated_us = ?"
+                " WHERE id = ? AND offset = ?",
                 (
                     new_offset,
                     batch.lines,
@@ -466,12 +502,44 @@ class Ledger:
                     *_identity(stream),
                     _now_us(),
                     stream.id,
+                    stream.offset,
                 ),
-            )
+            ).rowcount
+            if moved != 1:
+                raise OffsetMoved(
+                    f"{stream.path}: the ledger's offset is no longer {stream.offset}; another"
+                    " process wrote this stream. Its batch is dropped and reading resumes from"
+                    " the stored offset"
+                )
         stream.offset = new_offset
         for key in ("lines", "quarantined", "skipped"):
             stream.counts[key] += getattr(batch, key)
         stream.counts["events"] += batch.events
+
+    def sources_seen(self) -> dict[str, int]:
+        """When (UTC µs) each source's files were last looked at or read."""
+        rows = self.db.execute("SELECT source, max(updated_us) FROM streams GROUP BY source")
+        return dict(rows.fetchall())
+
+    def mark_sources_seen(self, sources: Sequence[str], seen_us: int) -> None:
+        """Note that these sources' files were looked at, at ``seen_us`` (see `sources_seen`)."""
+        marks = ", ".join("?" * len(sources))
+        with self.transaction():
+            self.db.execute(
+                "UPDATE streams SET updated_us = max(updated_us, ?)"
+                f" WHERE source IN ({marks}) AND state IN ('active', 'rotated')",
+                (seen_us, *sources),
+            )
+
+    def reload(self, stream: Stream) -> None:
+        """Take a stream's offset and counts from the ledger (after `OffsetMoved`)."""
+        row = self.db.execute(
+            "SELECT offset, lines, events, quarantined, skipped FROM streams WHERE id = ?",
+            (stream.id,),
+        ).fetchone()
+        stream.offset = row[0]
+        names = ("lines", "events", "quarantined", "skipped")
+        stream.counts = dict(zip(names, row[1:], strict=True))
 
     def totals(self) -> dict[str, int]:
         """Lines, events, quarantined and skipped over every stream ever read."""

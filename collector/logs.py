@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import sqlite3
 import sys
 import threading
 from collections.abc import Iterable
@@ -20,6 +21,7 @@ from urllib.parse import urlsplit
 import click
 import orjson
 
+from collector.errors import CollectorError, describe
 from schemas.config import CollectorConfig
 
 MASK = "********"
@@ -159,8 +161,12 @@ class RedactingGroup(click.Group):
     """A command group whose error messages (printed by click, not logged) are masked too."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        """Errors of the ledger, the files and the collector's own print as one line."""
         try:
             return super().invoke(ctx)
         except click.ClickException as error:
             error.message = redactor.mask(error.message)
             raise
+        except (CollectorError, OSError, sqlite3.Error) as error:
+            message = describe(error, ctx.meta.get("ledger"))
+            raise click.ClickException(redactor.mask(message)) from None

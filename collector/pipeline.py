@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from collector.chunks import ChunkParser
 from collector.content import ContentPolicy
+from collector.errors import CollectorError
 from collector.ledger import Batch, Ledger
 from collector.lineprotocol import LineEncoder
 from collector.outbox import Outbox, raw_feeds, rollup_feeds
@@ -15,11 +16,26 @@ from collector.parsing import LineParser
 from collector.pricing import Pricer
 from collector.quarantine import QuarantineFile
 from collector.tailing import Source, Tailer
+from collector.writer_lock import acquire
 from schemas.config import CollectorConfig
 
 
 def configured_sources(config: CollectorConfig) -> list[Source]:
     return [Source(s.path, ZoneInfo(s.timezone), s.start_at) for s in config.sources]
+
+
+def open_for_writing(config: CollectorConfig, command: str) -> Ledger:
+    """The ledger of a process that writes events (``command``, e.g. "llm-collector run"):
+    its writer lock held, the file checked, the quarantine file writable. Raises a
+    `CollectorError` saying what to do."""
+    acquire(config.ledger.path, command)
+    ledger = Ledger(config.ledger.path, check=True)
+    try:
+        QuarantineFile(config.quarantine.path, config.quarantine.keep_bytes).check_writable()
+    except CollectorError:
+        ledger.close()
+        raise
+    return ledger
 
 
 def build_tailer(

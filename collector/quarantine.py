@@ -9,6 +9,12 @@ from pathlib import Path
 
 import orjson
 
+from collector.errors import CollectorError, describe
+
+
+class QuarantineError(CollectorError):
+    """The quarantine file cannot be written; the message names it."""
+
 
 @dataclass(frozen=True, slots=True)
 class QuarantineEntry:
@@ -30,6 +36,15 @@ class QuarantineFile:
         self.path = path
         self.keep_bytes = keep_bytes
         self._file = None
+
+    def check_writable(self) -> None:
+        """Create the file (and its directory) now, so that a writer refuses to start on a
+        quarantine it could not use; raises `QuarantineError`."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.open("ab").close()
+        except OSError as error:
+            raise QuarantineError(f"cannot write the quarantine file: {describe(error)}") from None
 
     def write(self, entries: list[QuarantineEntry]) -> None:
         if not entries:

@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from collector.chunks import ChunkJob, ChunkParser, ParsedChunk
-from collector.ledger import Batch, Ledger, Stream
+from collector.ledger import Batch, Ledger, OffsetMoved, Stream
 from collector.quarantine import QuarantineEntry, QuarantineFile
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,13 @@ log = logging.getLogger(__name__)
 FINGERPRINT_BYTES = 1024
 MIN_ADOPT_FINGERPRINT = 64
 CHUNK_BYTES = 1024 * 1024
+ROTATED_NAMES = (".*", "-*")
+"""A rotated file is named like the pattern plus one of these: logrotate's ``trace.jsonl.1``
+and ``trace.jsonl-20261204``, Python's ``trace.jsonl.2026-12-04``."""
+COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".lz4", ".zip", ".Z")
+MTIME_SLACK_S = 2.0
+"""File times come from the kernel's coarse clock: a file written just after a scan may show
+a time just before it."""
 
 
 class TailEnd(Enum):
@@ -106,6 +113,7 @@ class Tailer:
         max_line_bytes: int,
         rotate_wait: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
         on_progress: Callable[[int], None] | None = None,
         on_commit: Callable[[Batch], None] | None = None,
     ) -> None:
@@ -117,14 +125,22 @@ class Tailer:
         self.chunk_bytes = max(CHUNK_BYTES, max_line_bytes + 1)
         self.rotate_wait = rotate_wait
         self.clock = clock
+        self.wall_clock = wall_clock
         self.on_progress = on_progress
         self.on_commit = on_commit
         """Called with each batch once the ledger committed it (the daemon's metrics)."""
         self.counts = TailCounts()
         self.stop_requested = False
         self._open: dict[int, _Open] = {}
-        self._first_scan = True
         self._zones = {source.pattern: source.zone for source in sources}
+        self._seen_at = {
+            pattern: seen_us / 1e6
+            for pattern, seen_us in ledger.sources_seen().items()
+            if pattern in self._zones
+        }
+        """When each source was last looked at (wall clock): a file rotated away after that
+        may hold lines never read. A source never looked at before has no entry."""
+        self._warned: set[str] = set()
         self._resume()
 
     # ----- discovery -------------------------------------------------------------------
@@ -180,17 +196,22 @@ class Tailer:
         return handle
 
     def scan(self) -> None:
-        """Re-expand every glob: pick up new files, notice rotation and truncation."""
+        """Re-expand every glob: pick up new files, notice rotation and truncation, and find
+        the files rotated away since the last scan (or while stopped) before they were read."""
+        started = self.wall_clock()
         seen: set[int] = set()
         for source in self.sources:
-            for path in sorted(glob.glob(source.pattern, recursive=True)):
+            matched = sorted(glob.glob(source.pattern, recursive=True))
+            for path in matched:
                 info = _regular_file(path)
                 if info is not None:
                     self._scan_path(source, path, info, seen)
+            self._adopt_missed_rotations(source, set(matched))
         for stream_id, handle in list(self._open.items()):
             if stream_id not in seen and handle.rotated_at is None:
                 self._mark_rotated(handle)
-        self._first_scan = False
+        self._seen_at = dict.fromkeys(self._zones, started)
+        self.ledger.mark_sources_seen(list(self._zones), int(started * 1e6))
 
     def _scan_path(self, source: Source, path: str, info: os.stat_result, seen: set[int]) -> None:
         key = (info.st_dev, info.st_ino)
@@ -333,9 +354,56 @@ class Tailer:
             len(head),
             hashlib.blake2b(head, digest_size=16).digest(),
         )
-        if source.start_at == "end" and self._first_scan and not from_start:
+        first_look = source.pattern not in self._seen_at
+        if source.start_at == "end" and first_look and not from_start:
             self.ledger.commit(stream, Batch(), self._end_of_last_line(path, info.st_size))
         return stream
+
+    def _adopt_missed_rotations(self, source: Source, matched: set[str]) -> None:
+        """Read the rotated files of ``source`` written since it was last looked at whose
+        identity (device, inode and first bytes) the ledger does not know: a file created and
+        rotated away between two looks (or two rotations while stopped) is found by this."""
+        since = self._seen_at.get(source.pattern)
+        if since is None:  # the first look: files rotated before it are history, not missed
+            return
+        for path in self._rotated_names(source.pattern) - matched:
+            info = _regular_file(path)
+            if info is None or info.st_mtime < since - MTIME_SLACK_S or self._followed(path, info):
+                continue
+            if path.endswith(COMPRESSED):
+                self._warn_compressed(path)
+                continue
+            if self._copy_of_open_stream(path):
+                continue
+            stream = self._known_stream(path, info)
+            if stream is None:
+                log.warning("%s was rotated away before it was read; reading it now", path)
+                stream = self._new_stream(source, path, info, from_start=True)
+            stream.state = "rotated"
+            self.ledger.save_stream(stream)
+            self._attach(stream, source.zone, rotated=True)
+
+    @staticmethod
+    def _rotated_names(pattern: str) -> set[str]:
+        return {path for suffix in ROTATED_NAMES for path in glob.glob(pattern + suffix)}
+
+    def _followed(self, path: str, info: os.stat_result) -> bool:
+        """Whether this file is open or was read before (the same inode and first bytes)."""
+        key = (info.st_dev, info.st_ino)
+        if any((h.stream.dev, h.stream.ino) == key for h in self._open.values()):
+            return True
+        known = self.ledger.stream_by_inode(*key)
+        return known is not None and self._same_head(path, known)
+
+    def _warn_compressed(self, path: str) -> None:
+        if path not in self._warned:
+            self._warned.add(path)
+            log.warning(
+                "%s was rotated and compressed before it was read; its lines are not read"
+                " (compressed files are not; delay compression by a rotation, e.g. logrotate's"
+                " delaycompress)",
+                path,
+            )
 
     @staticmethod
     def _end_of_last_line(path: str, size: int) -> int:
@@ -402,22 +470,28 @@ class Tailer:
         self.chunks.close()
 
     def _drain(self, handle: _Open, tail_end: TailEnd) -> None:
-        """Read, parse and commit everything the file has; chunks are parsed ahead, in parallel
-        when big, and committed strictly in file order."""
-        in_flight: deque[tuple[Callable[[], ParsedChunk], int]] = deque()
+        """Read, parse and commit everything the file has; a batch whose offset another writer
+        moved meanwhile is dropped (`OffsetMoved`), and reading resumes from the stored one."""
         try:
-            while not self.stop_requested and self._read_ahead(handle, tail_end, in_flight):
-                if len(in_flight) > 2 * self.chunks.workers + 1:
-                    self._commit_next(handle, in_flight)
-        finally:
-            # On a stop, chunks parsed ahead are dropped, not committed: the offset stays
-            # before them, so they are read again after the restart; nothing is lost.
-            while in_flight and not self.stop_requested:
-                self._commit_next(handle, in_flight)
+            self._drain_chunks(handle, tail_end)
+        except OffsetMoved as error:
+            log.error("%s", error)
+            self.ledger.reload(handle.stream)
         self.counts.pending_partial.pop(handle.stream.path, None)
         size = os.fstat(handle.fd).st_size
         if size > handle.stream.offset and handle.long_line is None:
             self.counts.pending_partial[handle.stream.path] = size - handle.stream.offset
+
+    def _drain_chunks(self, handle: _Open, tail_end: TailEnd) -> None:
+        """Chunks are parsed ahead, in parallel when big, and committed strictly in file order."""
+        in_flight: deque[tuple[Callable[[], ParsedChunk], int]] = deque()
+        while not self.stop_requested and self._read_ahead(handle, tail_end, in_flight):
+            if len(in_flight) > 2 * self.chunks.workers + 1:
+                self._commit_next(handle, in_flight)
+        # On a stop (or an error), chunks parsed ahead are dropped, not committed: the offset
+        # stays before them, so they are read again later; nothing is lost.
+        while in_flight and not self.stop_requested:
+            self._commit_next(handle, in_flight)
 
     def _read_ahead(
         self,

@@ -88,6 +88,11 @@ class IngestConfig(_Section):
     poll_interval: Duration = Field("500ms")
     rescan_interval: Duration = Field("5s")
     status_interval: Duration = Field("60s")
+    retry_max_interval: Duration = Field(
+        "30s",
+        description="After an error (a full disk, an unwritable quarantine file), reading"
+        " retries after poll_interval, doubling up to this; one log line per retry.",
+    )
 
 
 class PriceOverride(_Section):

@@ -14,9 +14,9 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -26,6 +26,26 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+RECENT = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
+"""The event time of the daemon tests: a daemon expires raw rows against the real clock, so a
+fixed date ages past retention (a test once failed 5 of 14 fresh runs for that)."""
+
+
+def recent(seconds: float = 0) -> str:
+    """RECENT plus ``seconds``, as a trace line's ISO 8601 timestamp."""
+    return (RECENT + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
+
+
+def trace_line(call_id: str, seconds: float = 0, model: str = "m") -> str:
+    """One llm_call line at ``recent(seconds)``."""
+    return json.dumps({"timestamp": recent(seconds), "model": model, "call_id": call_id}) + "\n"
+
+
+def line_template(seconds: float = 0) -> str:
+    """`trace_line` with ``{i}`` for the call id, for ``str.format`` and `Appender`."""
+    return f'{{{{"timestamp": "{recent(seconds)}", "model": "m", "call_id": "{{i}}"}}}}\n'
 
 
 INGEST = "{poll_interval: 50ms, rescan_interval: 100ms, status_interval: 1s}"
@@ -52,12 +72,19 @@ def command(*args: str) -> list[str]:
 class Daemon:
     """``llm-collector run`` in a subprocess; stdout and stderr collected in the background."""
 
-    def __init__(self, config: Path, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        config: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        wrap: Callable[[list[str]], list[str]] = list,
+    ) -> None:
+        """``wrap`` may put the command inside another (a mount namespace)."""
         # Files, not pipes: a chatty DEBUG log can never fill a pipe and stall the daemon.
         self._out = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the daemon)
         self._err = tempfile.TemporaryFile()  # noqa: SIM115
         self.process = subprocess.Popen(
-            command(*args, "run", "--config", str(config)),
+            wrap(command(*args, "run", "--config", str(config))),
             stdout=self._out,
             stderr=self._err,
             env=env,

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from daemon_harness import Appender, Daemon, free_port, wait_for, write_config
+from daemon_harness import Appender, Daemon, free_port, line_template, wait_for, write_config
 
 from collector.cli import main
 from collector.cli_ops import _TIER_COLUMNS
 from collector.parsing import CALL_COLUMNS, SCORE_COLUMNS
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-LINE = '{{"timestamp": "2026-11-20T10:00:00Z", "model": "m", "call_id": "{i}"}}\n'
+LINE = line_template()
 
 
 def cli(config, *args, check=True):

@@ -8,8 +8,11 @@ import sys
 import time
 
 import pytest
+from daemon_harness import trace_line
 
-LINE = '{{"timestamp": "2026-11-20T10:00:{s:02d}Z", "model": "gpt-4o-mini", "call_id": "{i}"}}\n'
+
+def line(s: int, call_id: str) -> str:
+    return trace_line(call_id, s, model="gpt-4o-mini")
 
 
 def start_daemon(tmp_path):
@@ -68,15 +71,15 @@ def test_tails_new_files_and_appends_then_stops_on_sigterm(tmp_path):
     process = start_daemon(tmp_path)
     try:
         with (logs / "a.jsonl").open("w") as trace:
-            trace.writelines(LINE.format(s=i, i=f"a{i}") for i in range(10))
+            trace.writelines(line(i, f"a{i}") for i in range(10))
         assert wait_for(lambda: len(call_ids(tmp_path)) == 10)
         with (logs / "a.jsonl").open("a") as trace:
-            trace.write(LINE.format(s=11, i="a11"))
-            trace.write('{"timestamp": "2026-11-20T10:00:12Z", "model": "gpt')  # still writing
-        (logs / "b.jsonl").write_text(LINE.format(s=1, i="b1"))
+            trace.write(line(11, "a11"))
+            trace.write(line(12, "a12")[:50])  # still writing
+        (logs / "b.jsonl").write_text(line(1, "b1"))
         assert wait_for(lambda: len(call_ids(tmp_path)) == 12)
         with (logs / "a.jsonl").open("a") as trace:
-            trace.write('-4o", "call_id": "a12"}\n')
+            trace.write(line(12, "a12")[50:])
         assert wait_for(lambda: len(call_ids(tmp_path)) == 13)
     finally:
         code, seconds = stop(process)
@@ -92,7 +95,7 @@ def test_sigterm_during_a_large_backlog_commits_and_exits_fast(tmp_path):
     logs.mkdir()
     lines = 400_000
     with (logs / "big.jsonl").open("w") as trace:
-        trace.writelines(LINE.format(s=i % 60, i=i) for i in range(lines))
+        trace.writelines(line(i % 60, str(i)) for i in range(lines))
     process = start_daemon(tmp_path)
     try:
         assert wait_for(lambda: len(call_ids(tmp_path)) > 0)

@@ -9,7 +9,16 @@ import urllib.request
 from datetime import UTC, datetime
 
 import pytest
-from daemon_harness import Daemon, free_port, health, samples, total, wait_for, write_config
+from daemon_harness import (
+    Daemon,
+    free_port,
+    health,
+    recent,
+    samples,
+    total,
+    wait_for,
+    write_config,
+)
 
 from collector.health import Health, JobRegistry, TailState, trigger_interval
 from collector.http_server import HttpServer
@@ -23,7 +32,7 @@ MODELS = ("gpt-4o-mini", "claude-sonnet-4-5")
 
 def trace_line(i: int) -> dict:
     return {
-        "timestamp": f"2026-11-20T10:{i // 60 % 60:02d}:{i % 60:02d}Z",
+        "timestamp": recent(i),
         "model": MODELS[i % 2],
         "provider": "openai" if i % 2 == 0 else "anthropic",
         "task_type": "chat",

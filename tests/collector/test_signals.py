@@ -18,6 +18,7 @@ from daemon_harness import (
     alerting_config,
     firing,
     free_port,
+    line_template,
     notices,
     query,
     state,
@@ -28,7 +29,7 @@ from daemon_harness import (
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "alerting"))
 from fake_slack import FakeSlack
 
-LINE = '{{"timestamp": "2026-11-20T10:00:00Z", "model": "m", "call_id": "{i}"}}\n'
+LINE = line_template()
 
 
 class BlackHole:

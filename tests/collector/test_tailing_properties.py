@@ -30,7 +30,7 @@ class Writer:
     def _open_new(self) -> None:
         self.fd = os.open(self.rig.trace, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self.fresh = True  # a BOM may start the file
-        self.scanned = False  # the tailer has not seen this file (or its new content) yet
+        self.truncated_unseen = False  # copied and truncated, not looked at since
 
     def _next_line(self) -> bytes:
         data = line(self.count, b"\r\n" if self.rng.random() < 0.3 else b"\n")
@@ -59,7 +59,9 @@ class Writer:
     def rename_create(self, late_bytes: int, poll_between: bool) -> None:
         """logrotate's default: rename; the writer ends its line (and a few more) in the old
         file before it reopens the path, which creates a new file."""
-        if not self.scanned:  # a file never seen before it is renamed away cannot be followed
+        # Rotated before the first look, a file is history; copied, truncated and then renamed
+        # before any look (both of logrotate's modes at once), its identity is lost.
+        if self.truncated_unseen or not self.rig.ledger.sources_seen():
             self.rig.tailer.scan()
         os.rename(self.rig.trace, self._next_rotated_name())
         self.write(late_bytes)
@@ -77,7 +79,7 @@ class Writer:
         self.rig.tailer.scan()
         shutil.copyfile(self.rig.trace, self._next_rotated_name())
         os.truncate(self.rig.trace, 0)
-        self.fresh, self.scanned = True, False
+        self.fresh, self.truncated_unseen = True, True
 
     def close(self) -> None:
         os.close(self.fd)
@@ -103,10 +105,10 @@ def _run(rig: Rig, writer: Writer, ops) -> None:
                 rig.tailer.poll()
             case ("scan",):
                 rig.tailer.scan()
-                writer.scanned = True
+                writer.truncated_unseen = False
             case ("cycle",):
                 rig.cycle()
-                writer.scanned = True
+                writer.truncated_unseen = False
             case ("restart",):
                 rig.restart()
             case ("tick", seconds):
