@@ -203,7 +203,7 @@ class Health:
 def _feeds(config: CollectorConfig) -> list[Feed]:
     if config.influx is None:
         return []
-    encoder = LineEncoder(config.dimensions)
+    encoder = LineEncoder(config.dimensions, config.influx.instance)
     buckets = config.influx.buckets
     feeds = raw_feeds(buckets.raw, encoder, config.tiers.retention.get("raw"))
     return feeds + rollup_feeds(buckets.for_tier, encoder)

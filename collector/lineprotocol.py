@@ -3,7 +3,8 @@
 Timestamps are deterministic: the event's microsecond plus its ledger row id modulo 1000 as
 nanoseconds. Two calls at the same instant with the same tags are therefore two points (InfluxDB
 identifies a point by measurement + tags + time), and a re-sent batch overwrites itself instead
-of adding copies. Only the configured dimensions become tags.
+of adding copies. Only the configured dimensions become tags, plus ``instance``: the collector
+that wrote the point, so that collectors sharing a bucket never overwrite each other's points.
 """
 
 from __future__ import annotations
@@ -47,10 +48,11 @@ def _timestamp_ns(ts_us: int, row_id: int) -> int:
 
 
 class LineEncoder:
-    """Encodes rows with the configured dimensions as tags."""
+    """Encodes rows with the configured dimensions and this collector's instance as tags."""
 
-    def __init__(self, dimensions: Sequence[str]) -> None:
+    def __init__(self, dimensions: Sequence[str], instance: str) -> None:
         self.dimensions = tuple(dimensions)
+        self.instance = ("instance", instance)
         self._call_tag_index = [(d, CALL_COLUMNS.index(d)) for d in self.dimensions]
         self._call_ints = [(f, CALL_COLUMNS.index(f)) for f in CALL_INT_FIELDS]
         self._call_floats = [(f, CALL_COLUMNS.index(f)) for f in CALL_FLOAT_FIELDS]
@@ -62,7 +64,7 @@ class LineEncoder:
         self._call_tags = lru_cache(maxsize=65536)(self._encode_call_tags)
 
     def _encode_call_tags(self, values: tuple[Any, ...]) -> str:
-        return _tags(zip(self.dimensions, values, strict=True))
+        return _tags([self.instance, *zip(self.dimensions, values, strict=True)])
 
     def call(self, row_id: int, row: Sequence[Any]) -> str:
         """One ``llm_call`` point from a `CALL_COLUMNS` row."""
@@ -76,7 +78,7 @@ class LineEncoder:
 
     def score(self, row_id: int, row: Sequence[Any]) -> str:
         """One ``llm_score`` point from a `SCORE_COLUMNS` row; the score's name is a tag."""
-        pairs = [("name", row[SCORE_COLUMNS.index("name")])]
+        pairs = [self.instance, ("name", row[SCORE_COLUMNS.index("name")])]
         pairs += [(name, row[i]) for name, i in self._score_tags]
         value = float(row[SCORE_COLUMNS.index("value")])
         return f"llm_score{_tags(pairs)} value={value!r} {_timestamp_ns(row[0], row_id)}"
@@ -85,7 +87,8 @@ class LineEncoder:
         self, tier: str, window_start_us: int, dims: dict[str, Any], metrics: dict[str, Any]
     ) -> str:
         """One ``llm_rollup`` point at the window's start; its tags are the group's dimensions."""
-        tags = _tags([("tier", tier), *((d, dims.get(d)) for d in self.dimensions)])
+        dimensions = ((d, dims.get(d)) for d in self.dimensions)
+        tags = _tags([self.instance, ("tier", tier), *dimensions])
         fields = []
         for name, value in sorted(metrics.items()):
             if value is None:

@@ -61,7 +61,8 @@ class Feed(ABC):
 
 @dataclass
 class Backoff:
-    """Exponential delay between failed attempts, capped; the server's Retry-After wins."""
+    """Exponential delay between failed attempts, capped; the server's Retry-After wins, up
+    to the cap too (a 429 asking for a day must not stop shipping for a day)."""
 
     initial: float = 1.0
     cap: float = 60.0
@@ -69,7 +70,7 @@ class Backoff:
 
     def next(self, retry_after: float | None) -> float:
         self.current = min(self.cap, self.current * 2 or self.initial)
-        return retry_after if retry_after is not None else self.current
+        return self.current if retry_after is None else min(retry_after, self.cap)
 
     def reset(self) -> None:
         self.current = 0.0
@@ -84,6 +85,8 @@ class OutboxStats:
     skipped_expired: int = 0
     last_error: str | None = None
     retry_at: float = 0.0
+    capped_retry_after: float | None = None
+    """The server's Retry-After when it asked for longer than the backoff maximum."""
     history: list[tuple[float, int]] = field(default_factory=list)
 
     def rate(self, now: float, window: float = 60.0) -> float:
@@ -103,6 +106,7 @@ class Outbox:
         feeds: list[Feed],
         *,
         batch_size: int,
+        max_backoff: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.ledger = ledger
@@ -110,7 +114,7 @@ class Outbox:
         self.feeds = feeds
         self.batch_size = batch_size
         self.clock = clock
-        self.backoff = Backoff()
+        self.backoff = Backoff(cap=max_backoff)
         self.stats = OutboxStats()
         for feed in feeds:
             self._ensure_cursor(feed)
@@ -149,13 +153,19 @@ class Outbox:
             try:
                 sent += self._send_batch(feed)
             except RetryLater as error:
-                delay = self.backoff.next(error.after)
-                self.stats.retry_at = now + delay
-                self.stats.failed_attempts += 1
-                self.stats.last_error = str(error)
-                log.warning("%s; retrying in %.1f s", error, delay)
+                self._wait_after(error, now)
                 break
         return sent
+
+    def _wait_after(self, error: RetryLater, now: float) -> None:
+        delay = self.backoff.next(error.after)
+        capped = error.after is not None and error.after > delay
+        self.stats.retry_at = now + delay
+        self.stats.capped_retry_after = error.after if capped else None
+        self.stats.failed_attempts += 1
+        self.stats.last_error = str(error)
+        cut = f" (Retry-After {error.after:.0f} s cut to influx.max_backoff)" if capped else ""
+        log.warning("%s; retrying in %.1f s%s", error, delay, cut)
 
     def _send_batch(self, feed: Feed) -> int:
         start = self.cursor(feed)
@@ -174,6 +184,7 @@ class Outbox:
         self._advance(feed, last, len(lines))
         self.backoff.reset()
         self.stats.retry_at = 0.0
+        self.stats.capped_retry_after = None
         self.stats.last_error = None
         self.stats.sent_points += len(lines)
         self.stats.sent_batches += 1

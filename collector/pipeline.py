@@ -76,7 +76,13 @@ def build_outbox(config: CollectorConfig, ledger: Ledger) -> Outbox | None:
     from collector.influx import InfluxWriter  # influxdb-client takes a third of a second
 
     writer = InfluxWriter(config.influx)
-    encoder = LineEncoder(config.dimensions)
+    encoder = LineEncoder(config.dimensions, config.influx.instance)
     feeds = raw_feeds(config.influx.buckets.raw, encoder, config.tiers.retention.get("raw"))
     feeds += rollup_feeds(config.influx.buckets.for_tier, encoder)
-    return Outbox(ledger, writer, feeds, batch_size=config.influx.batch_size)
+    return Outbox(
+        ledger,
+        writer,
+        feeds,
+        batch_size=config.influx.batch_size,
+        max_backoff=config.influx.max_backoff.total_seconds(),
+    )

@@ -133,7 +133,18 @@ class Shipper:
         return (
             f"outbox_pending={self._pending} sent_points={stats.sent_points}"
             f" points_per_s={stats.rate(now):.0f} failed_attempts={stats.failed_attempts}"
-            f" dead_letters={stats.dead_letters}{error}"
+            f" dead_letters={stats.dead_letters}{error}{self._capped_wait()}"
+        )
+
+    def _capped_wait(self) -> str:
+        """Says when the server asked to wait longer than the backoff maximum allows."""
+        asked = self.outbox.stats.capped_retry_after
+        if asked is None:
+            return ""
+        cap = self.outbox.backoff.cap
+        return (
+            f" retry_after_capped='server asked to wait {asked:.0f} s;"
+            f" waiting {cap:g} s (influx.max_backoff)'"
         )
 
     def close(self, wait: float = 2.0) -> None:

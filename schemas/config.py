@@ -6,6 +6,8 @@ copy of every option lives in ``examples/collector.yaml`` and a test keeps the t
 
 from __future__ import annotations
 
+import re
+import socket
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -191,6 +193,25 @@ class InfluxBuckets(_Section):
         return {"raw": self.raw, "1h": self.hourly, "1d": self.daily, "1mo": self.monthly}[tier]
 
 
+_INSTANCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+
+
+def _check_instance(value: str) -> str:
+    if not _INSTANCE.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a usable instance tag: letters, digits and . _ : -, starting"
+            " with a letter or digit, at most 128 characters (the default is this host's name:"
+            " set influx.instance)"
+        )
+    return value
+
+
+def _check_backoff(value: timedelta) -> timedelta:
+    if value < timedelta(seconds=1):
+        raise ValueError("must be at least 1s (a wait between attempts to write)")
+    return value
+
+
 class InfluxConfig(_Section):
     """InfluxDB 2.x; without this section the collector runs on the ledger alone."""
 
@@ -206,6 +227,15 @@ class InfluxConfig(_Section):
         2_000_000, ge=1000, description="Points waiting before reading pauses."
     )
     create_buckets: bool = True
+    instance: Annotated[str, AfterValidator(_check_instance)] = Field(
+        default_factory=socket.gethostname,
+        description="The instance tag on every point, so that collectors sharing buckets never"
+        " overwrite each other's points; stable and unique per collector.",
+    )
+    max_backoff: Annotated[Duration, AfterValidator(_check_backoff)] = Field(
+        "60s",
+        description="Longest wait between attempts to write; a longer Retry-After is cut to it.",
+    )
 
     @model_validator(mode="after")
     def _token_source(self) -> InfluxConfig:

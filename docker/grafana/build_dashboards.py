@@ -112,7 +112,7 @@ def _layout(panels: list[Panel]) -> list[dict[str, Any]]:
 
 
 def _variables(store: flux.Store) -> list[dict[str, Any]]:
-    labels = {"model": "Model", "task_type": "Task", "tenant_id": "Tenant"}
+    labels = {"model": "Model", "task_type": "Task", "tenant_id": "Tenant", "instance": "Instance"}
     return [
         {
             "name": tag,

@@ -30,8 +30,10 @@ from schemas.durations import format_duration
 CALL = "llm_call"
 SCORE = "llm_score"
 ROLLUP = "llm_rollup"
-VARIABLES = ("model", "task_type", "tenant_id")
-"""Dashboard variables; each is named after the tag it filters."""
+VARIABLES = ("model", "task_type", "tenant_id", "instance")
+"""Dashboard variables; each is named after the tag it filters. ``instance`` is the collector
+that wrote a point: every query groups by the panel's own columns only, so the points of all
+the selected instances are summed, never drawn apart."""
 WINDOW = "v.windowPeriod"
 
 
@@ -92,7 +94,8 @@ def prelude(store: Store) -> str:
 
 
 def variable_filter() -> str:
-    """Keeps the selected models, tasks and tenants; with "All" (.*) untagged rows stay too."""
+    """Keeps the selected models, tasks, tenants and instances; with "All" (.*) untagged rows
+    stay too (points written before collectors tagged their instance)."""
     tests = [f'(if exists r.{t} then r.{t} else "") =~ /^${{{t}:regex}}$/' for t in VARIABLES]
     return f"|> filter(fn: (r) => {' and '.join(tests)})"
 

@@ -22,17 +22,21 @@ import orjson
 import pytest
 import yaml
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from collector.cli import main
 from collector.influx import InfluxWriter, Refused, RetryLater
 from collector.ledger import Ledger
 from collector.lineprotocol import LineEncoder
-from collector.outbox import Outbox, dead_letters, raw_feeds
+from collector.outbox import Backoff, Outbox, dead_letters, raw_feeds
 from collector.pipeline import build_tailer
+from collector.shipping import Shipper
 from collector.tailing import Source, TailEnd
 from schemas.config import CollectorConfig, InfluxConfig, TiersConfig
 
 TOKEN = "s3cr3t-T0KEN-never-in-logs"
+INSTANCE = "collector-1"
 ORG = {"id": "0f1e2d3c4b5a6978", "name": "llm"}
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 T0 = datetime(2025, 6, 1, 8, 0, tzinfo=UTC)
@@ -220,7 +224,14 @@ def config_dict(tmp_path, url, **influx):
         "quarantine": {"path": str(tmp_path / "quarantine.jsonl")},
         "ingest": {"parse_workers": 0},
         "tiers": {"retention": {"raw": "forever"}},
-        "influx": {"url": url, "org": ORG["name"], "token": TOKEN, "batch_size": 10, **influx},
+        "influx": {
+            "url": url,
+            "org": ORG["name"],
+            "token": TOKEN,
+            "batch_size": 10,
+            "instance": INSTANCE,
+            **influx,
+        },
     }
 
 
@@ -240,7 +251,8 @@ class Rig:
         self.ledger = Ledger(self.config.ledger.path)
         self.clock = FakeClock()
         self.writer = InfluxWriter(self.config.influx)
-        self.feeds = raw_feeds("llm_raw", LineEncoder(self.config.dimensions), None)
+        encoder = LineEncoder(self.config.dimensions, self.config.influx.instance)
+        self.feeds = raw_feeds("llm_raw", encoder, None)
         self.outbox = Outbox(
             self.ledger, self.writer, self.feeds, batch_size=batch_size, clock=self.clock
         )
@@ -311,12 +323,13 @@ def test_a_batch_is_one_gzip_line_protocol_write_with_the_token(rig, stub):
     assert tokens_sent(second) == [110, 111, 199]
     stamp = ts_us(T0) * 1000 + 1  # ledger row 1; row ids break same-instant ties
     assert first.lines()[0] == (
-        "llm_call,model=gpt-4o-mini,provider=openai,status=ok,task_type=chat "
+        "llm_call,instance=collector-1,model=gpt-4o-mini,provider=openai,status=ok,task_type=chat "
         "input_tokens=100i,output_tokens=10i,total_tokens=110i,cost_usd=0.001,"
         f"latency_ms=12.5,error=0i {stamp + 7000}"
     )
     assert second.lines()[-1].startswith(
-        "llm_call,model=acme-finetune-v3,provider=self-hosted,status=error,task_type=chat "
+        "llm_call,instance=collector-1,model=acme-finetune-v3,provider=self-hosted,status=error,"
+        "task_type=chat "
         "input_tokens=199i,output_tokens=10i,total_tokens=209i,latency_ms=12.5,error=1i,"
         "unpriced=1i "
     )
@@ -347,7 +360,8 @@ def test_scores_go_out_as_llm_score_with_name_and_dimension_tags(rig, stub):
 
     (write,) = stub.writes()
     assert write.lines() == [
-        f"llm_score,model=gpt-4o-mini,name=user_feedback,task_type=chat value=0.75 "
+        f"llm_score,instance=collector-1,model=gpt-4o-mini,name=user_feedback,task_type=chat"
+        f" value=0.75 "
         f"{ts_us(T0) * 1000 + 1}"
     ]
     assert rig.cursor("influx:scores") == 1
@@ -384,6 +398,56 @@ def test_retry_after_is_honoured_then_the_same_batch_is_sent_again(rig, stub, an
     assert rig.cursor() == 10
     assert rig.outbox.stats.last_error is None
     assert dead_letters(rig.ledger) == []
+
+
+@pytest.mark.parametrize(
+    ("max_backoff", "cap"), [({}, 60), ({"max_backoff": "5m"}, 300)], ids=["default", "5m"]
+)
+def test_a_retry_after_past_the_backoff_maximum_is_capped_and_the_status_says_so(
+    tmp_path, rig, stub, caplog, max_backoff, cap
+):
+    """A 429 asking for a day waits the backoff maximum, not a day, with a healthy server."""
+    shipper = Shipper(CollectorConfig(**config_dict(tmp_path, stub.url, **max_backoff)))
+    shipper.outbox.clock = rig.clock  # the injected clock: no sleeping
+    stub.script(influx_error(429, "too many requests", "quota exceeded", Retry_After=86400))
+    rig.add([call(i) for i in range(10)])
+    start = rig.clock.now
+    try:
+        with caplog.at_level(logging.WARNING, logger="collector.outbox"):
+            assert shipper._drain_some() == 0
+        assert shipper.outbox.stats.retry_at == start + cap
+        said = f"server asked to wait 86400 s; waiting {cap} s (influx.max_backoff)"
+        assert f"retry_after_capped='{said}'" in shipper.status()
+        assert f"retrying in {cap}.0 s (Retry-After 86400 s cut to influx.max_backoff)" in (
+            caplog.text
+        )
+
+        rig.clock.now = start + cap - 0.001
+        assert shipper._drain_some() == 0
+        assert len(stub.writes()) == 1  # still waiting: no request
+
+        rig.clock.now = start + cap
+        assert shipper._drain_some() == 10  # the healthy server takes it: 204
+        refused, accepted = stub.writes()
+        assert accepted.body == refused.body
+        assert rig.cursor() == 10
+        assert "retry_after_capped" not in shipper.status()
+        assert "last_error" not in shipper.status()
+    finally:
+        shipper.close()
+
+
+@given(
+    cap=st.floats(min_value=1, max_value=3600),
+    answers=st.lists(st.none() | st.floats(min_value=0, max_value=1e7), max_size=30),
+)
+def test_no_wait_exceeds_the_cap_and_a_shorter_retry_after_is_kept_exactly(cap, answers):
+    backoff = Backoff(cap=cap)
+    for retry_after in answers:
+        delay = backoff.next(retry_after)
+        assert 0 <= delay <= cap
+        if retry_after is not None and retry_after <= cap:
+            assert delay == retry_after
 
 
 def test_5xx_backs_off_exponentially_up_to_the_cap_and_success_resets_it(rig, stub):

@@ -30,6 +30,7 @@ from collector.tailing import Source, TailEnd
 
 CLI = [sys.executable, "-c", "from collector.cli import main; main()"]
 TOKEN = "vm-test-token"
+INSTANCE = "collector-vm"
 DIMENSIONS = ("model", "provider", "task_type", "status")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -41,7 +42,13 @@ MODELS = (
 TASKS = ("chat", "summarize", "classify", "extract")
 ID_FIELDS = ("user_id", "trace_id", "session_id", "tenant_id", "call_id")
 SAME_INSTANT = T0 + timedelta(days=1, microseconds=123_999)
-SAME_TAGS = {"model": "gpt-4o-mini", "provider": "openai", "task_type": "chat", "status": "ok"}
+SAME_TAGS = {
+    "instance": INSTANCE,
+    "model": "gpt-4o-mini",
+    "provider": "openai",
+    "task_type": "chat",
+    "status": "ok",
+}
 
 
 # ----- the trace and what it must become -------------------------------------------------
@@ -154,11 +161,13 @@ def expected_points(events: list[dict]) -> dict[str, Counter]:
         ms = ts_ms(datetime.fromisoformat(event["timestamp"]))
         if event.get("type") == "score":
             labels = {k: event[k] for k in ("name", "model", "task_type") if k in event}
+            labels["instance"] = INSTANCE
             key = (tuple(sorted(labels.items())), ms, norm(event["value"]))
             expected.setdefault("llm_score_value", Counter())[key] += 1
             continue
         labels = {d: event[d] for d in DIMENSIONS if d != "status"}
         labels["status"] = event.get("status", "ok")
+        labels["instance"] = INSTANCE
         for name, value in call_fields(event).items():
             key = (tuple(sorted(labels.items())), ms, norm(value))
             expected.setdefault(f"llm_call_{name}", Counter())[key] += 1
@@ -209,6 +218,7 @@ def write_config(tmp_path, influx_url, **influx):
             "create_buckets": False,  # VictoriaMetrics has no buckets API
             "batch_size": 200,
             "timeout": "5s",
+            "instance": INSTANCE,
             **influx,
         },
     }
@@ -307,13 +317,17 @@ def test_ingest_sends_every_event_with_its_tags_fields_and_timestamp(tmp_path, v
     unpriced = [e for e in calls if "cost_usd" not in e]
     assert unpriced and len(export(vm.url, "llm_call_unpriced")) == len(unpriced)
 
-    # tags: the configured dimensions only, never an id (series cardinality)
+    # tags: the configured dimensions and the instance only, never an id (series cardinality)
     call_series = [
         p for name in expected if name.startswith("llm_call_") for p in export(vm.url, name)
     ]
-    assert {tuple(sorted(p.labels)) for p in call_series} == {tuple(sorted(DIMENSIONS))}
+    tag_keys = {tuple(sorted(p.labels)) for p in call_series}
+    assert tag_keys == {tuple(sorted((*DIMENSIONS, "instance")))}
     score_labels = {tuple(sorted(p.labels)) for p in export(vm.url, "llm_score_value")}
-    assert score_labels == {("name", "task_type"), ("model", "name", "task_type")}
+    assert score_labels == {
+        ("instance", "name", "task_type"),
+        ("instance", "model", "name", "task_type"),
+    }
     ids = {str(e[f]) for e in events for f in ID_FIELDS if f in e}
     ids |= {e["scenario"] for e in scores}
     for point in call_series + export(vm.url, "llm_score_value"):
@@ -339,7 +353,8 @@ def test_server_stopped_mid_drain_then_restarted_loses_nothing(tmp_path, vm):
     ledger = Ledger(config.ledger.path)
     clock = FakeClock()
     writer = InfluxWriter(config.influx)
-    feeds = raw_feeds(config.influx.buckets.raw, LineEncoder(config.dimensions), None)
+    encoder = LineEncoder(config.dimensions, config.influx.instance)
+    feeds = raw_feeds(config.influx.buckets.raw, encoder, None)
     outbox = Outbox(ledger, writer, feeds, batch_size=50, clock=clock)
     tailer = build_tailer(config, ledger, [Source(str(trace), ZoneInfo("UTC"))])
     acked = 0

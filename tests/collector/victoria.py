@@ -4,7 +4,8 @@
 waits for ``/health``, and stops it with SIGTERM; it can be started again on the same port and
 storage (a server restart). `export` reads points back through ``/api/v1/export`` after a
 ``/internal/force_flush``. VictoriaMetrics ignores the bucket, keeps milliseconds, keeps
-same-timestamp duplicates, and names each series ``<measurement>_<field>``.
+same-timestamp duplicates (unless started with ``-dedup.minScrapeInterval``), and names each
+series ``<measurement>_<field>``.
 """
 
 import json
@@ -62,8 +63,11 @@ def _get(url: str, timeout: float = 5.0) -> bytes:
 class VictoriaMetrics:
     """One server process; ``with VictoriaMetrics(dir) as vm:`` starts it and always stops it."""
 
-    def __init__(self, directory: Path, port: int | None = None) -> None:
+    def __init__(
+        self, directory: Path, port: int | None = None, flags: tuple[str, ...] = ()
+    ) -> None:
         self.directory = Path(directory)
+        self.flags = flags
         self.directory.mkdir(parents=True, exist_ok=True)
         self.storage = self.directory / "data"
         self.log_path = self.directory / "victoria.log"
@@ -94,6 +98,7 @@ class VictoriaMetrics:
                 f"-storageDataPath={self.storage}",
                 "-retentionPeriod=100y",  # the test traces are in the past
                 "-loggerLevel=ERROR",
+                *self.flags,
             ],
             stdout=log,
             stderr=log,

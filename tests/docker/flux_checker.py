@@ -14,9 +14,10 @@ SAMPLES = {
     "model": r"(gpt-4o-mini|openrouter\/meta-llama\/llama-3\.1-8b)",
     "task_type": "chat_reply",
     "tenant_id": ".*",
+    "instance": r"(host-a|web-2\.eu)",
 }
 """What Grafana puts for ``${name:regex}`` (its escapeRegex escapes ``/`` and ``.``, not ``-``):
-two models, one task, All tenants (a custom allValue is put in as it is)."""
+two models, one task, All tenants (a custom allValue is put in as it is), two instances."""
 BROKEN = {
     "broken:unknown-function": 'from(bucket: "llm_raw")\n  |> rangee(start: -1h)',
     "broken:wrong-type": "from(bucket: 7) |> range(start: v.timeRangeStart)",

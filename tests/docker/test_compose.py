@@ -141,3 +141,10 @@ def test_grafana_datasource_is_flux_on_the_influxdb_service():
     assert variable(datasource["jsonData"]["organization"]) in grafana_env
     assert variable(datasource["secureJsonData"]["token"]) in grafana_env
     assert variable(grafana_env["GF_SECURITY_ADMIN_PASSWORD"]) == "GRAFANA_ADMIN_PASSWORD"
+
+
+def test_the_collector_tags_its_points_with_a_fixed_instance():
+    """The default, the host name, is in a container its id: new on every recreate, each new
+    one would start new series. collector.yaml names the instance instead."""
+    data = yaml.safe_load((DOCKER / "collector.yaml").read_text(encoding="utf-8"))
+    assert data["influx"]["instance"] == container_config().influx.instance == "collector-1"

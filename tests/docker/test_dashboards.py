@@ -158,11 +158,38 @@ def test_tier_percentiles_are_only_ever_the_highest_group_value(queries):
 def test_variables_are_the_tag_values_of_the_bucket_read():
     for board in committed().values():
         variables = {v["name"]: v for v in board["templating"]["list"]}
-        assert sorted(variables) == ["model", "task_type", "tenant_id"]
+        assert sorted(variables) == ["instance", "model", "task_type", "tenant_id"]
         for name, variable in variables.items():
             assert variable["type"] == "query" and variable["refresh"] == 2
             assert variable["multi"] and variable["includeAll"] and variable["allValue"] == ".*"
             assert f'schema.tagValues(bucket: bucket, tag: "{name}"' in variable["query"]
+
+
+def _pipelines(query: str) -> list[str]:
+    """Each branch that reads a bucket (``raw = () => ...``, ``rolled = () => ...``), or the
+    whole query."""
+    branches = re.findall(r"^\w+ = \(\) => (.*?)(?=^\S)", query + "\nend", re.M | re.S)
+    return branches or [query]
+
+
+AGGREGATES = re.compile(
+    r"\|> (aggregateWindow|sum|count|mean|max|quantile|reduce|histogram|window)\("
+)
+
+
+def test_every_query_sums_across_instances_and_filters_by_the_instance_variable(queries):
+    """Grouping by the panel's own columns before any aggregate drops the instance tag from
+    the group key: two collectors' points are added up, never drawn as two series."""
+    panels = {k: q for k, q in queries.items() if "variable:" not in k and "from(bucket" in q}
+    assert len(panels) >= 40
+    for key, query in panels.items():
+        assert '(if exists r.instance then r.instance else "") =~ /^${instance:regex}$/' in query
+        for pipeline in _pipelines(query):
+            first = AGGREGATES.search(pipeline)
+            assert first is not None, key
+            assert "|> group(" in pipeline[: first.start()], (key, first.group(1))
+            for columns in re.findall(r"group\(columns: \[([^\]]*)\]\)", pipeline):
+                assert "instance" not in columns, key
 
 
 def test_budget_panels_come_from_the_daily_budget_rules():

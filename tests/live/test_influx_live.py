@@ -42,6 +42,7 @@ TIERS = ("raw", "1h", "1d", "1mo")
 DAY = 86400
 DEFAULT_RETENTION = {"raw": 7 * DAY, "1h": 30 * DAY, "1d": 365 * DAY, "1mo": 0}
 DIMENSIONS = ("model", "provider", "task_type", "status")
+INSTANCE = "live-test"
 FLUX_COLUMNS = {"result", "table", "_start", "_stop", "_time", "_value", "_field", "_measurement"}
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -65,13 +66,20 @@ def influx(tmp_path):
         client.close()
 
 
-def write_config(tmp_path, buckets, **tiers):
+def write_config(tmp_path, buckets, instance=INSTANCE, **tiers):
     config = {
         "sources": [{"path": str(tmp_path / "logs" / "*.jsonl")}],
         "ledger": {"path": str(tmp_path / "ledger.db")},
         "quarantine": {"path": str(tmp_path / "quarantine.jsonl")},
         "ingest": {"parse_workers": 0},
-        "influx": {"url": URL, "org": ORG, "token": TOKEN, "buckets": buckets, "batch_size": 50},
+        "influx": {
+            "url": URL,
+            "org": ORG,
+            "token": TOKEN,
+            "buckets": buckets,
+            "batch_size": 50,
+            "instance": instance,
+        },
     }
     if tiers:
         config["tiers"] = {"retention": tiers}
@@ -204,7 +212,8 @@ def test_ingest_writes_every_event_and_flux_reads_them_back(tmp_path, influx):
     )
     for record in tokens:
         assert isinstance(record.get_value(), int)
-        assert set(record.values) - FLUX_COLUMNS == set(DIMENSIONS)  # tags: dimensions only
+        assert set(record.values) - FLUX_COLUMNS == {*DIMENSIONS, "instance"}  # never an id
+        assert record.values["instance"] == INSTANCE
 
     fields = query(
         client,
@@ -244,3 +253,47 @@ def test_ingest_writes_every_event_and_flux_reads_them_back(tmp_path, influx):
         "|> group() |> count()",
     )
     assert again[0].get_value() == len(calls)
+
+
+def test_two_collectors_writing_the_same_buckets_keep_each_others_points(tmp_path, influx):
+    """Same timestamps, tags, rollup windows and ledger row ids: only the instance tag tells
+    the two collectors' points apart, and InfluxDB keeps one point per tag set and time."""
+    buckets, client = influx
+    now = datetime.now(UTC)
+    calls, _ = events(now)
+    until = (now + timedelta(days=40)).isoformat()  # every window of the trace has ended
+    sent = {}
+    for instance, extra in (("live-a", 0), ("live-b", 1000)):
+        home = tmp_path / instance
+        (home / "logs").mkdir(parents=True)
+        config = write_config(home, buckets, instance=instance)
+        assert cli("influx", "setup", "--config", config).returncode == 0
+        trace = [{**c, "input_tokens": c["input_tokens"] + extra} for c in calls]
+        (home / "logs" / "trace.jsonl").write_bytes(
+            b"".join(orjson.dumps(e) + b"\n" for e in trace)
+        )
+        assert cli("ingest", "--config", config).returncode == 0
+        assert cli("rollup", "--config", config, "--until", until).returncode == 0
+        assert cli("ingest", "--config", config).returncode == 0  # sends the rollups
+        sent[instance] = sum(e["input_tokens"] for e in trace)
+
+    def total(bucket, measurement, field, start):
+        rows = query(
+            client,
+            f'from(bucket: "{bucket}") |> range(start: {start}) '
+            f'|> filter(fn: (r) => r._measurement == "{measurement}" and r._field == "{field}") '
+            "|> group() |> sum()",
+        )
+        return rows[0].get_value()
+
+    raw = query(
+        client,
+        f'from(bucket: "{buckets["raw"]}") |> range(start: -2h) '
+        '|> filter(fn: (r) => r._measurement == "llm_call" and r._field == "input_tokens") '
+        '|> group(columns: ["instance"]) |> count()',
+    )
+    assert {r.values["instance"]: r.get_value() for r in raw} == dict.fromkeys(sent, len(calls))
+    assert total(buckets["raw"], "llm_call", "input_tokens", "-2h") == sum(sent.values())
+    for tier in ("1h", "1d", "1mo"):
+        assert total(buckets[tier], "llm_rollup", "count", "-40d") == 2 * len(calls), tier
+        assert total(buckets[tier], "llm_rollup", "input_tokens", "-40d") == sum(sent.values())

@@ -1,13 +1,18 @@
 """Loading the configuration: the YAML file, the environment, and errors that say where."""
 
 import os
+import socket
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from collector.configfile import ConfigError, load_config
-from schemas.config import ALLOWED_DIMENSIONS, CollectorConfig, PriceOverride
+from collector.lineprotocol import LineEncoder
+from collector.parsing import SCORE_COLUMNS
+from schemas.config import ALLOWED_DIMENSIONS, CollectorConfig, InfluxConfig, PriceOverride
 
 
 @pytest.fixture(autouse=True)
@@ -315,3 +320,44 @@ def test_a_yaml_error_says_where_without_quoting_the_line(tmp_path):
     message = error_of(write(tmp_path, text))
     assert "not valid YAML: line 4, column" in message
     assert "Sup3rS3cret" not in message
+
+
+# ----- influx.instance and influx.max_backoff ------------------------------------------------
+
+INFLUX = "influx: {url: http://127.0.0.1:8086, org: llm, token: t"
+
+
+def test_the_instance_tag_defaults_to_the_host_name_and_can_be_set(tmp_path, monkeypatch):
+    assert load_config(write(tmp_path, INFLUX + "}\n")).influx.instance == socket.gethostname()
+    path = write(tmp_path, INFLUX + ", instance: eu-west-1.collector-2}\n")
+    assert load_config(path).influx.instance == "eu-west-1.collector-2"
+    monkeypatch.setenv("LLM_COLLECTOR_INFLUX__INSTANCE", "from-env")
+    assert load_config(path).influx.instance == "from-env"
+
+
+@pytest.mark.parametrize(
+    "value", ["''", "'two words'", "'a,b'", "'x=y'", "-leading-dash", "'tab\\there'", "x" * 129]
+)
+def test_an_instance_that_is_no_sane_tag_value_is_refused(tmp_path, value):
+    path = write(tmp_path, INFLUX + f", instance: {value}}}\n")
+    line = next(x for x in error_of(path).splitlines() if f"{path}: influx.instance:" in x)
+    assert "is not a usable instance tag" in line
+
+
+@given(st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}", fullmatch=True))
+def test_an_accepted_instance_needs_no_escaping_in_line_protocol(instance):
+    config = InfluxConfig(url="http://x", org="llm", token="t", instance=instance)
+    line = LineEncoder([], config.instance).score(1, score_row())
+    assert line.startswith(f"llm_score,instance={instance},name=q value=")
+
+
+def score_row():
+    row = dict.fromkeys(SCORE_COLUMNS)
+    row.update(ts_us=1, name="q", value=0.5)
+    return [row[c] for c in SCORE_COLUMNS]
+
+
+def test_max_backoff_defaults_to_a_minute_and_must_be_a_second_at_least(tmp_path):
+    assert load_config(write(tmp_path, INFLUX + "}\n")).influx.max_backoff == timedelta(minutes=1)
+    path = write(tmp_path, INFLUX + ", max_backoff: 500ms}\n")
+    assert f"{path}: influx.max_backoff: must be at least 1s" in error_of(path)
