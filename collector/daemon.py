@@ -8,7 +8,6 @@ import logging
 import os
 import re
 import signal
-import sqlite3
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -28,14 +27,13 @@ from apscheduler.job import Job
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from collector.configfile import ConfigError, load_config
-from collector.errors import CollectorError, describe
 from collector.health import TAIL_STALE_MIN, Health, JobRegistry, TailState, trigger_interval
 from collector.http_server import HttpServer
 from collector.ledger import Batch, Ledger
 from collector.logs import add_config_secrets
 from collector.metrics import DaemonMetrics, LlmCounters
-from collector.outbox import Backoff
 from collector.pipeline import build_tailer, configured_sources, open_for_writing
+from collector.retrying import Backoff, FailureLog
 from collector.shipping import Shipper
 from collector.tailing import Tailer
 from collector.tier_jobs import RETENTION_EVERY, ROLLUP_EVERY, Clock, TierJobs
@@ -233,18 +231,14 @@ class Daemon:
         ingest = self.config.ingest
         interval = ingest.poll_interval.total_seconds()
         backoff = Backoff(interval, ingest.retry_max_interval.total_seconds())
+        failures = FailureLog(log, "reading", backoff, self.config.ledger.path)
         while not self._stop.is_set():
             wait = interval
             try:
                 await asyncio.to_thread(self._tail_once)
-                backoff.reset()
-            except (CollectorError, OSError, sqlite3.Error) as error:
-                wait = backoff.next(None)
-                problem = describe(error, self.config.ledger.path)
-                log.error("reading failed: %s; retrying in %.3g s", problem, wait)
-            except Exception:
-                wait = backoff.next(None)
-                log.exception("reading failed; retrying in %.3g s", wait)
+                failures.succeeded()
+            except Exception as error:
+                wait = failures.failed(error)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), wait)
 

@@ -21,6 +21,7 @@ from collector.delivery import Refused, RetryLater
 from collector.ledger import Ledger
 from collector.lineprotocol import LineEncoder
 from collector.parsing import CALL_COLUMNS, SCORE_COLUMNS
+from collector.retrying import Backoff
 
 if TYPE_CHECKING:
     from collector.influx import InfluxWriter
@@ -57,23 +58,6 @@ class Feed(ABC):
     @abstractmethod
     def position_at(self, ledger: Ledger, since_us: int) -> int | None:
         """The first position holding data from ``since_us`` on (for a backfill)."""
-
-
-@dataclass
-class Backoff:
-    """Exponential delay between failed attempts, capped; the server's Retry-After wins, up
-    to the cap too (a 429 asking for a day must not stop shipping for a day)."""
-
-    initial: float = 1.0
-    cap: float = 60.0
-    current: float = 0.0
-
-    def next(self, retry_after: float | None) -> float:
-        self.current = min(self.cap, self.current * 2 or self.initial)
-        return self.current if retry_after is None else min(retry_after, self.cap)
-
-    def reset(self) -> None:
-        self.current = 0.0
 
 
 @dataclass

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from collector.ledger import Ledger
 from collector.outbox import Outbox
 from collector.pipeline import build_outbox
+from collector.retrying import Backoff, FailureLog
 from schemas.config import CollectorConfig, InfluxConfig
 
 if TYPE_CHECKING:
@@ -53,18 +54,26 @@ class Shipper:
         idle = self.config.ingest.poll_interval.total_seconds()
         buckets_ready = not self.influx.create_buckets
         next_setup = 0.0
+        # e.g. the ledger locked past its timeout, or a full disk: retry, never stop
+        failures = FailureLog(
+            log,
+            "draining the InfluxDB outbox",
+            Backoff(idle, self.influx.max_backoff.total_seconds()),
+            self.config.ledger.path,
+        )
         while not stop.is_set():
             if not buckets_ready and time.monotonic() >= next_setup:
                 buckets_ready = await asyncio.to_thread(self._setup_buckets)
                 next_setup = time.monotonic() + SETUP_RETRY_SECONDS
+            wait = idle
             try:
                 sent = await asyncio.to_thread(self._drain_some)
-            except Exception:  # e.g. the ledger locked past its timeout: retry, never stop
-                log.exception("draining the InfluxDB outbox failed; retrying")
-                sent = 0
+                failures.succeeded()
+            except Exception as error:
+                sent, wait = 0, failures.failed(error)
             if not sent:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), idle)
+                    await asyncio.wait_for(stop.wait(), wait)
 
     def _setup_buckets(self) -> bool:
         with self._busy:

@@ -14,8 +14,10 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from collector.errors import describe
 from collector.ledger import Ledger
 from collector.retention import Retention
+from collector.retrying import EXPECTED
 from collector.rollup import Roller, RollStopped
 from collector.timespec import to_us
 from schemas.config import CollectorConfig
@@ -62,6 +64,11 @@ class TierJobs:
                 job()
             except RollStopped:
                 log.info("%s stopped for shutdown; it goes on at the next start", job.__name__)
+            except EXPECTED as error:  # a full disk: one line, not a traceback a minute
+                problem = describe(error, self.ledger.path)
+                log.error(
+                    "%s failed: %s; it runs again at its next interval", job.__name__, problem
+                )
             except Exception:
                 log.exception("%s failed; it runs again at its next interval", job.__name__)
 

@@ -29,8 +29,9 @@ from collector.cli import main
 from collector.influx import InfluxWriter, Refused, RetryLater
 from collector.ledger import Ledger
 from collector.lineprotocol import LineEncoder
-from collector.outbox import Backoff, Outbox, dead_letters, raw_feeds
+from collector.outbox import Outbox, dead_letters, raw_feeds
 from collector.pipeline import build_tailer
+from collector.retrying import Backoff
 from collector.shipping import Shipper
 from collector.tailing import Source, TailEnd
 from schemas.config import CollectorConfig, InfluxConfig, TiersConfig
