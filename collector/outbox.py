@@ -165,7 +165,7 @@ class Outbox:
             except Refused as error:
                 self._dead_letter(feed, rows[0][0], last, error)
                 return 0
-        self._advance(feed, last, len(lines))
+        self._advance(feed, start, last, len(lines))
         self.backoff.reset()
         self.stats.retry_at = 0.0
         self.stats.capped_retry_after = None
@@ -175,13 +175,21 @@ class Outbox:
         self.stats.history.append((self.clock(), len(lines)))
         return len(lines)
 
-    def _advance(self, feed: Feed, position: int, points: int) -> None:
+    def _advance(self, feed: Feed, start: int, position: int, points: int) -> None:
+        """Move the cursor from ``start``, where the batch began, to ``position``; a cursor
+        moved meanwhile (a backfill rewound it) stays where it was put."""
         with self.ledger.transaction() as db:
             db.execute(
-                "UPDATE sink_cursors SET position = ?, acked_points = acked_points + ?,"
-                " acked_us = ? WHERE name = ?",
-                (position, points, time.time_ns() // 1000, feed.name),
+                "UPDATE sink_cursors SET acked_points = acked_points + ?, acked_us = ?"
+                " WHERE name = ?",
+                (points, time.time_ns() // 1000, feed.name),
             )
+            moved = db.execute(
+                "UPDATE sink_cursors SET position = ? WHERE name = ? AND position = ?",
+                (position, feed.name, start),
+            ).rowcount
+        if not moved:
+            log.info("%s was rewound while a batch was in flight; sending from there", feed.name)
 
     def acknowledged(self) -> tuple[int, int | None]:
         """Points the server has acknowledged over the ledger's life, and when it last did."""
@@ -208,7 +216,10 @@ class Outbox:
                 " created_us) VALUES (?, ?, ?, ?, ?, ?)",
                 (feed.name, first, last, error.status, str(error), time.time_ns() // 1000),
             )
-            db.execute("UPDATE sink_cursors SET position = ? WHERE name = ?", (last, feed.name))
+            db.execute(
+                "UPDATE sink_cursors SET position = ? WHERE name = ? AND position = ?",
+                (last, feed.name, first - 1),
+            )
         self.stats.dead_letters += 1
 
     def retry_dead_letters(self) -> tuple[int, int]:

@@ -81,7 +81,8 @@ class InfluxStub:
     buckets: dict = field(default_factory=dict)  # name -> bucket JSON
 
     def script(self, *responses):
-        """Answers for the next writes, in order; afterwards every write gets 204."""
+        """Answers for the next writes, in order (a callable is called, while the write
+        waits, for its answer); afterwards every write gets 204."""
         self.write_script.extend(responses)
 
     def writes(self):
@@ -105,7 +106,8 @@ class InfluxStub:
     def answer(self, r: Request):
         self.requests.append(r)
         if r.method == "POST" and r.path == "/api/v2/write":
-            return self.write_script.popleft() if self.write_script else reply(204)
+            answer = self.write_script.popleft() if self.write_script else reply(204)
+            return answer() if callable(answer) else answer
         if r.path in ("/ping", "/health"):
             return reply(204)
         if r.method == "GET" and r.path == "/api/v2/orgs":
@@ -674,6 +676,28 @@ def test_a_replayed_batch_is_byte_identical(tmp_path, rig, stub):
 
     again = [w.body for w in stub.writes()[4:]]
     assert again == first  # byte for byte, batch for batch: a replay overwrites itself
+
+
+def test_a_backfill_while_a_batch_is_in_flight_is_not_undone_by_its_acknowledgement(
+    tmp_path, rig, stub
+):
+    """The cursor moves by compare-and-set: the acknowledged batch does not move a cursor that
+    a backfill rewound meanwhile, so the backfill's points all go out."""
+    rig.add([call(i) for i in range(10)])
+    rig.drain()
+    rig.add([call(i) for i in range(10, 20)])
+
+    def backfill_meanwhile():
+        arguments = ["influx", "backfill", "--since", "2025-01-01"]
+        result = CliRunner().invoke(main, [*arguments, "--config", config_file(tmp_path, stub.url)])
+        assert result.exit_code == 0, result.output
+        return reply(204)
+
+    stub.script(backfill_meanwhile)
+    rig.drain()
+    sent = [tokens_sent(write) for write in stub.writes()]
+    assert sent == [list(range(100, 110)), list(range(110, 120))] * 2
+    assert rig.cursor() == 20
 
 
 # ----- bucket set-up: the requests InfluxDB 2.x receives --------------------------------------
