@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from collector import files
 from collector.parsing import CALL_COLUMNS, SCORE_COLUMNS
 from collector.windows import HOUR_US
 
@@ -356,7 +357,12 @@ class Ledger:
         if readonly and not self.path.exists():
             raise LedgerError(f"no ledger at {self.path}; ingest something first")
         if not readonly:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                files.create(self.path)  # SQLite gives -wal and -shm the database's mode
+            except OSError as error:
+                raise LedgerError(
+                    f"cannot create the ledger {self.path}: {error.strerror}"
+                ) from None
         try:
             self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self.db.execute("PRAGMA busy_timeout = 10000")

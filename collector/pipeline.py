@@ -32,14 +32,15 @@ def build_tailer(
     clock: Callable[[], float] = time.monotonic,
 ) -> Tailer:
     overrides, content = config.pricing.overrides, config.content
+    policy = ContentPolicy(content)
     chunks = ChunkParser(
-        LineParser(Pricer(overrides), ContentPolicy(content)),
+        LineParser(Pricer(overrides), policy),
         config.ingest.max_line_bytes,
         overrides=overrides,
         content=content,
         workers=config.ingest.parse_workers,
     )
-    quarantine = QuarantineFile(config.quarantine.path, config.quarantine.keep_bytes)
+    quarantine = QuarantineFile(config.quarantine.path, config.quarantine.keep_bytes, policy)
     return Tailer(
         ledger,
         sources,
