@@ -20,6 +20,7 @@ import orjson
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from collector import files
 from collector.cli_common import config_option, config_or_exit, ledger_or_exit
 from collector.ledger import Ledger
 from collector.parsing import CALL_COLUMNS, SCORE_COLUMNS
@@ -88,6 +89,7 @@ def backup(config_path: Path | None, path: Path, force: bool) -> None:
 def _copy(ledger: Ledger, target_path: Path) -> int:
     """Page by page with a progress bar. The read transaction held on the source pins one
     snapshot: without it every commit by the daemon would restart the backup."""
+    files.create(target_path)
     target = sqlite3.connect(target_path)
     progress = Progress(
         TextColumn("backing up"), BarColumn(), MofNCompleteColumn(), console=err, transient=True
@@ -176,7 +178,7 @@ def _output(path: Path | None) -> AbstractContextManager[IO[str]]:
     if path is None:
         return nullcontext(sys.stdout)
     try:
-        return path.open("w", encoding="utf-8", newline="")
+        return files.open_private(path, "w", encoding="utf-8", newline="")
     except OSError as error:
         raise click.ClickException(f"cannot write {path}: {error.strerror}") from None
 

@@ -69,7 +69,7 @@ class Daemon:
         self._early_stop = early_stop if early_stop is not None else []
         self.clock = clock or _utc_now
         self.jobs = JobRegistry(clock=wall_clock, started=wall_clock())
-        self.counters = LlmCounters(config.dimensions)
+        self.counters = LlmCounters(config.dimensions, config.server.metrics_max_label_values)
         self.tail_state = TailState(
             lag=self._lag,
             stale_after=max(TAIL_STALE_MIN, 20 * config.ingest.poll_interval.total_seconds()),

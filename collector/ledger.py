@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from collector import files
 from collector.errors import CollectorError, describe
 from collector.parsing import CALL_COLUMNS, SCORE_COLUMNS
 from collector.windows import HOUR_US
@@ -365,7 +366,7 @@ class Ledger:
             raise LedgerError(f"no ledger at {self.path}; ingest something first")
         try:
             if not readonly:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                files.create(self.path)  # SQLite gives -wal and -shm the database's mode
             self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self.db.execute("PRAGMA busy_timeout = 10000")
             if not readonly:

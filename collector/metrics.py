@@ -3,7 +3,9 @@ the configured dimensions, and the collector's own health, in a registry of thei
 
 Counting is one dictionary update per event on the tail thread (`LlmCounters.observe`, the
 ledger commit hook); the metric families are built only when scraped. Counters start at zero
-with the daemon, as Prometheus counters do after a restart.
+with the daemon, as Prometheus counters do after a restart. Each dimension label takes at most
+``server.metrics_max_label_values`` values; calls with later values are counted under
+``other``, so the page stays small however many models or tenants come and totals stay exact.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from collector.tailing import TailCounts
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0)
 """Upper bounds (seconds) of ``llm_response_latency_seconds``; +Inf is implied."""
 TOKEN_TYPES = ("input", "output", "cached")
+OTHER = "other"
+"""The label value of the calls whose dimension value came after the first allowed ones."""
 
 _STATUS, _IN, _OUT, _CACHED, _COST, _LATENCY = (
     CALL_COLUMNS.index(name)
@@ -50,14 +54,19 @@ _REQ, _FAILED, _TOK, _COST_SUM, _LAT_SUM, _BUCKETS = 0, 1, 2, 5, 6, 7
 
 
 class LlmCounters:
-    """Requests, failures, tokens, cost and latency per dimension label set, since start."""
+    """Requests, failures, tokens, cost and latency per dimension label set, since start; at
+    most ``max_values`` values per dimension (the first seen), the rest counted as `OTHER`."""
 
-    def __init__(self, dimensions: list[str]) -> None:
+    def __init__(self, dimensions: list[str], max_values: int) -> None:
         self.dimensions = list(dimensions)
         indexes = [CALL_COLUMNS.index(name) for name in self.dimensions]
         self._key: Callable[[tuple[Any, ...]], Any] = (
             itemgetter(*indexes) if indexes else lambda _row: ()
         )
+        self._single = len(indexes) == 1
+        self._max_values = max_values
+        self._seen: list[set[Any]] = [set() for _ in indexes]
+        self._folded = [0] * len(indexes)
         self._groups: dict[Any, list[float]] = {}
         self._lock = threading.Lock()
 
@@ -68,6 +77,9 @@ class LlmCounters:
             for row in batch.calls:
                 key = key_of(row)
                 group = groups.get(key)
+                if group is None:  # a new label set, or one with a value past the cap
+                    key = self._capped(key)
+                    group = groups.get(key)
                 if group is None:
                     group = groups[key] = [0.0] * size
                 group[_REQ] += 1
@@ -83,12 +95,32 @@ class LlmCounters:
                     group[_LAT_SUM] += latency / 1000
                     group[_BUCKETS + bisect_left(_BOUNDS_MS, latency)] += 1
 
+    def _capped(self, key: Any) -> Any:
+        """``key`` with each value past its dimension's cap replaced by `OTHER`."""
+        values = (key,) if self._single else key
+        capped = tuple(self._admit(index, value) for index, value in enumerate(values))
+        return capped[0] if self._single else capped
+
+    def _admit(self, index: int, value: Any) -> Any:
+        seen = self._seen[index]
+        if value in seen:
+            return value
+        if len(seen) < self._max_values:
+            seen.add(value)
+            return value
+        self._folded[index] += 1
+        return OTHER
+
     def snapshot(self) -> list[tuple[list[str], list[float]]]:
         """(label values, counters) per label set, copied under the lock."""
         with self._lock:
             items = [(key, list(group)) for key, group in self._groups.items()]
-        single = len(self.dimensions) == 1
-        return [(_labels((key,) if single else key), group) for key, group in items]
+        return [(_labels((key,) if self._single else key), group) for key, group in items]
+
+    def folded(self) -> dict[str, int]:
+        """Per dimension, the calls counted under `OTHER` because its cap was reached."""
+        with self._lock:
+            return dict(zip(self.dimensions, self._folded, strict=True))
 
     def families(self) -> Iterator[Metric]:
         dims = self.dimensions
@@ -112,7 +144,15 @@ class LlmCounters:
                 tokens.add_metric([*labels, kind], group[_TOK + offset])
             cost.add_metric(labels, group[_COST_SUM])
             latency.add_metric(labels, _cumulative(group[_BUCKETS:]), group[_LAT_SUM])
-        yield from (requests, failed, tokens, cost, latency)
+        folded = CounterMetricFamily(
+            "llm_collector_metrics_folded_calls",
+            f"Calls counted under the label value {OTHER} because their dimension already had"
+            " server.metrics_max_label_values values.",
+            labels=["dimension"],
+        )
+        for dimension, calls in self.folded().items():
+            folded.add_metric([dimension], calls)
+        yield from (requests, failed, tokens, cost, latency, folded)
 
 
 def _labels(key: tuple[Any, ...]) -> list[str]:

@@ -211,14 +211,13 @@ class LineParser:
             call.agent_name,
             call.trace_id,
             call.call_id,
-            _extra_json(call.model_extra, call.error),
+            _extra_json(self._content.apply(call.model_extra or {}), call.error),
             prompt,
             response,
             stream_id,
         )
 
-    @staticmethod
-    def _score_row(score: ScoreEvent, zone: ZoneInfo, stream_id: int) -> tuple[Any, ...]:
+    def _score_row(self, score: ScoreEvent, zone: ZoneInfo, stream_id: int) -> tuple[Any, ...]:
         return (
             _timestamp_us(score.timestamp, zone),
             score.name,
@@ -228,6 +227,6 @@ class LineParser:
             score.scenario,
             score.tenant_id,
             score.trace_id,
-            _extra_json(score.model_extra, None),
+            _extra_json(self._content.apply(score.model_extra or {}), None),
             stream_id,
         )

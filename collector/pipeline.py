@@ -8,7 +8,6 @@ from zoneinfo import ZoneInfo
 
 from collector.chunks import ChunkParser
 from collector.content import ContentPolicy
-from collector.errors import CollectorError
 from collector.ledger import Batch, Ledger
 from collector.lineprotocol import LineEncoder
 from collector.outbox import Outbox, raw_feeds, rollup_feeds
@@ -26,16 +25,9 @@ def configured_sources(config: CollectorConfig) -> list[Source]:
 
 def open_for_writing(config: CollectorConfig, command: str) -> Ledger:
     """The ledger of a process that writes events (``command``, e.g. "llm-collector run"):
-    its writer lock held, the file checked, the quarantine file writable. Raises a
-    `CollectorError` saying what to do."""
+    its writer lock held, the file checked. Raises a `CollectorError` saying what to do."""
     acquire(config.ledger.path, command)
-    ledger = Ledger(config.ledger.path, check=True)
-    try:
-        QuarantineFile(config.quarantine.path, config.quarantine.keep_bytes).check_writable()
-    except CollectorError:
-        ledger.close()
-        raise
-    return ledger
+    return Ledger(config.ledger.path, check=True)
 
 
 def build_tailer(
@@ -48,14 +40,16 @@ def build_tailer(
     clock: Callable[[], float] = time.monotonic,
 ) -> Tailer:
     overrides, content = config.pricing.overrides, config.content
+    policy = ContentPolicy(content)
+    quarantine = QuarantineFile(config.quarantine.path, config.quarantine.keep_bytes, policy)
+    quarantine.open()  # an unusable quarantine stops a writer at start, not at its first bad line
     chunks = ChunkParser(
-        LineParser(Pricer(overrides), ContentPolicy(content)),
+        LineParser(Pricer(overrides), policy),
         config.ingest.max_line_bytes,
         overrides=overrides,
         content=content,
         workers=config.ingest.parse_workers,
     )
-    quarantine = QuarantineFile(config.quarantine.path, config.quarantine.keep_bytes)
     return Tailer(
         ledger,
         sources,

@@ -1,15 +1,24 @@
-"""The quarantine file: one JSON line per rejected trace line, with where it came from and why."""
+"""The quarantine file: one JSON line per rejected trace line, with where it came from and why.
+
+The line is kept under the same content policy as the ledger: prompts and other content fields
+are dropped, redacted or hashed, so a rejected line leaks nothing an accepted one would not.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import orjson
 
+from collector import files
+from collector.content import ContentPolicy
 from collector.errors import CollectorError, describe
+from collector.parsing import BOM
 
 
 class QuarantineError(CollectorError):
@@ -32,39 +41,78 @@ class QuarantineFile:
     identifies a line.
     """
 
-    def __init__(self, path: Path, keep_bytes: int) -> None:
+    def __init__(self, path: Path, keep_bytes: int, content: ContentPolicy) -> None:
         self.path = path
         self.keep_bytes = keep_bytes
-        self._file = None
+        self.content = content
+        self._file: IO[bytes] | None = None
 
-    def check_writable(self) -> None:
-        """Create the file (and its directory) now, so that a writer refuses to start on a
-        quarantine it could not use; raises `QuarantineError`."""
+    def open(self) -> None:
+        """Open (create) the file now, so that a writer refuses to start on a quarantine it
+        cannot use; raises `QuarantineError`."""
+        if self._file is not None:
+            return
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.open("ab").close()
+            files.make_dirs(self.path.parent)
+            self._file = files.open_private(self.path, "ab")
         except OSError as error:
-            raise QuarantineError(f"cannot write the quarantine file: {describe(error)}") from None
+            raise self._error(error) from None
 
     def write(self, entries: list[QuarantineEntry]) -> None:
+        """Append and sync the entries; on an error (a full disk) the file is cut back to its
+        size before, so that a retry does not follow half a line. Raises `QuarantineError`."""
         if not entries:
             return
-        if self._file is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = self.path.open("ab")
+        self.open()
+        assert self._file is not None
+        start = self._file.seek(0, os.SEEK_END)
+        try:
+            self._append(self._file, entries)
+        except OSError as error:
+            file, self._file = self._file, None
+            with contextlib.suppress(OSError):
+                file.close()  # its buffer cannot be written either
+            with contextlib.suppress(OSError):
+                os.truncate(self.path, start)
+            raise self._error(error) from None
+
+    def _error(self, error: OSError) -> QuarantineError:
+        named = OSError(error.errno, error.strerror, error.filename or str(self.path))
+        return QuarantineError(f"cannot write the quarantine file: {describe(named)}")
+
+    def _append(self, file: IO[bytes], entries: list[QuarantineEntry]) -> None:
         now = time.time()
         for entry in entries:
+            line, redacted = self._kept(entry)
             record = {
                 "time": now,
                 "source": entry.path,
                 "offset": entry.offset,
                 "reason": entry.reason,
                 "line_bytes": entry.line_bytes,
-                "line": entry.line[: self.keep_bytes].decode("utf-8", "backslashreplace"),
+                "line": line,
+                "line_redacted": redacted,
             }
-            self._file.write(orjson.dumps(record) + b"\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
+            file.write(orjson.dumps(record) + b"\n")
+        file.flush()
+        os.fsync(file.fileno())
+
+    def _kept(self, entry: QuarantineEntry) -> tuple[str, bool]:
+        """The line cut to ``keep_bytes``: a JSON object with its content fields as the ledger
+        keeps them, or other text PII-redacted (True: it cannot be parsed to drop a prompt).
+        Cut after redaction, so an address or number is never cut in two before it is seen."""
+        try:
+            data = orjson.loads(entry.line.removeprefix(BOM))
+        except orjson.JSONDecodeError:
+            data = None
+        if isinstance(data, dict):
+            kept = orjson.dumps(self.content.apply(data))
+            redacted = False
+        else:
+            text = entry.line.decode("utf-8", "backslashreplace")
+            text, redacted = self.content.scrub(text, len(entry.line) < entry.line_bytes)
+            kept = text.encode()
+        return kept[: self.keep_bytes].decode("utf-8", "ignore"), redacted
 
     def close(self) -> None:
         if self._file is not None:

@@ -16,6 +16,7 @@ import fcntl
 import os
 from pathlib import Path
 
+from collector import files
 from collector.errors import describe
 from collector.ledger import LedgerError
 
@@ -41,8 +42,8 @@ def acquire(ledger: Path, command: str) -> None:
     if path in _held:
         return
     try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        files.make_dirs(path.parent)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, files.FILE_MODE)
     except OSError as error:
         raise LedgerError(f"cannot take the ledger's writer lock: {describe(error)}") from None
     try:

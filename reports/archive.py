@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from collector import files
 from reports import html, markdown
 from reports.charts import Chart
 from reports.model import Report
@@ -28,16 +29,18 @@ def write(rendered: Rendered, output_dir: Path, formats: str = "both") -> list[P
     """Write the report's files (replacing older ones of the same period); the paths written."""
     period = rendered.report.period
     folder = output_dir / period.kind
-    folder.mkdir(parents=True, exist_ok=True)
+    files.make_dirs(folder)
     written = []
     for chart in rendered.charts:
         path = folder / rendered.chart_file(chart)
-        path.write_bytes(chart.png)
+        with files.open_private(path, "wb") as out:
+            out.write(chart.png)
         written.append(path)
     images = [(chart.title, rendered.chart_file(chart)) for chart in rendered.charts]
     renderers = {"md": markdown.render, "html": html.render}
     for suffix in FORMATS[formats]:
         path = folder / f"{period.label}.{suffix}"
-        path.write_text(renderers[suffix](rendered.report, images), encoding="utf-8")
+        with files.open_private(path, "w", encoding="utf-8") as out:
+            out.write(renderers[suffix](rendered.report, images))
         written.append(path)
     return written

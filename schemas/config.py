@@ -172,6 +172,12 @@ class ServerConfig(_Section):
 
     listen: Annotated[str, AfterValidator(_check_listen)] = "127.0.0.1:9464"
     enabled: bool = True
+    metrics_max_label_values: int = Field(
+        100,
+        ge=1,
+        description="Values per dimension label on /metrics (the first seen since start);"
+        " calls with later values are counted under the value other.",
+    )
 
     def address(self) -> tuple[str, int]:
         """(host, port); brackets around an IPv6 host are removed."""

@@ -1,4 +1,4 @@
-"""Prompt and response text: dropped, PII-redacted, or hashed."""
+"""Prompt, response and other content fields: dropped, PII-redacted, or hashed."""
 
 import hashlib
 
@@ -52,6 +52,20 @@ def test_phone_numbers(text, expected):
     ],
 )
 def test_card_numbers(text, expected):
+    assert redact(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("SSN 219-09-9999 on file", "SSN [ssn] on file"),
+        ("078-05-1120", "[ssn]"),
+        ('{"ssn":"219-09-9999"}', '{"ssn":"[ssn]"}'),
+        ("219 09 9999", "[phone]"),  # without dashes it looks like a phone number: masked too
+        ("+1-219-09-9999", "[phone]"),
+    ],
+)
+def test_social_security_numbers(text, expected):
     assert redact(text) == expected
 
 
@@ -140,6 +154,31 @@ def test_hash_policy():
     structured = [{"role": "user", "content": "é"}]
     expected = hashlib.sha256('[{"role":"user","content":"é"}]'.encode()).hexdigest()
     assert policy.keep(structured) == "sha256:" + expected
+
+
+EVENT = {
+    "model": "m",
+    "messages": [{"role": "user", "content": "I am bob@example.org"}],
+    "gen_ai.prompt.0.content": "SSN 219-09-9999",
+    "gen_ai.system": "openai",
+    "config": {"temperature": 0.2},
+}
+
+
+def test_apply_drops_every_content_field_by_default():
+    assert ContentPolicy(ContentConfig()).apply(EVENT) == {
+        "model": "m",
+        "gen_ai.system": "openai",  # the provider, not content
+        "config": {"temperature": 0.2},
+    }
+
+
+def test_apply_treats_every_content_field_as_keep_does():
+    policy = ContentPolicy(ContentConfig(store=True))
+    kept = policy.apply(EVENT)
+    assert kept["messages"] == '[{"role":"user","content":"I am [email]"}]'
+    assert kept["gen_ai.prompt.0.content"] == "SSN [ssn]"
+    assert kept["config"] == {"temperature": 0.2}
 
 
 def test_hash_and_redact_both_requested_is_a_configuration_error():

@@ -2,6 +2,7 @@
 in one line naming the file and what to do (never a traceback), and the daemon, on a full disk,
 logs once per backoff step, loses nothing and goes on when space is back."""
 
+import json
 import re
 import subprocess
 import sys
@@ -151,3 +152,36 @@ def _rows(pid, ledger):
     script = f"import sqlite3; print(*sqlite3.connect('{ledger}').execute('{sql}').fetchone())"
     result = beside(pid, [sys.executable, "-c", script])
     return [int(n) for n in result.stdout.split()] if result.returncode == 0 else None
+
+
+@needs_mounts
+def test_a_full_quarantine_disk_keeps_whole_lines_and_loses_none(tmp_path):
+    """Bad lines fill the quarantine's disk: no half entry is left behind to be followed by a
+    retry, and once space is back every bad line is in the file, once."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    config = write_config(
+        tmp_path,
+        free_port(),
+        ingest="{poll_interval: 50ms, rescan_interval: 100ms, retry_max_interval: 400ms}",
+    )
+    config.write_text(config.read_text().replace(f"{tmp_path}/quarantine", f"{disk}/quarantine"))
+    ballast = f"dd if=/dev/zero of={disk}/ballast bs=1k count=3900 status=none"
+    daemon = Daemon(config, wrap=lambda argv: within([small_disk(disk, 4096), ballast], argv))
+    bad = [
+        f'{{"timestamp": "bad {i:05d}", "model": "m", "pad": "{"x" * 100}"}}\n' for i in range(3000)
+    ]
+    try:
+        assert wait_for(lambda: "collector started" in daemon.output(), process=daemon)
+        (tmp_path / "logs" / "trace.jsonl").write_text("".join(bad))
+        assert wait_for(lambda: "No space left on device" in daemon.output(), process=daemon)
+        pid = daemon.process.pid
+        assert beside(pid, ["rm", f"{disk}/ballast"]).returncode == 0
+        counted = "SELECT sum(quarantined) FROM streams"
+        assert wait_for(lambda: query(tmp_path, counted) == [(3000,)], 30, daemon), daemon.output()
+        kept = beside(pid, ["cat", f"{disk}/quarantine.jsonl"]).stdout.splitlines()
+    finally:
+        code, _ = daemon.stop()
+    assert code == 0, daemon.output()
+    offsets = [json.loads(entry)["offset"] for entry in kept]  # every entry whole JSON
+    assert sorted(offsets) == [sum(map(len, bad[:i])) for i in range(3000)]

@@ -134,7 +134,7 @@ def serve(tmp_path, clock, *, write_timeout=2.0, **settings):
     def run(check):
         async def main():
             health = Health(config, tail, jobs, write_timeout=write_timeout)
-            metrics = DaemonMetrics(LlmCounters(["model"]), TailCounts, health.state, jobs)
+            metrics = DaemonMetrics(LlmCounters(["model"], 100), TailCounts, health.state, jobs)
             server = HttpServer(health, metrics)
             await server.start("127.0.0.1", 0)
             try:

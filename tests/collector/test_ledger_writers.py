@@ -87,7 +87,9 @@ def test_a_damaged_ledger_is_refused_at_start_with_what_to_do(tmp_path):
 def test_a_file_that_is_not_a_ledger_is_named(tmp_path):
     config = _config(tmp_path)
     config.ledger.path.write_bytes(b"not sqlite at all" * 300)
-    with pytest.raises(LedgerError, match=f"cannot open {config.ledger.path}: file is not a"):
+    with pytest.raises(
+        LedgerError, match=f"cannot open the ledger {config.ledger.path}: file is not a"
+    ):
         Ledger(config.ledger.path)
 
 

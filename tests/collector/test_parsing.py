@@ -563,6 +563,23 @@ def test_prompt_and_response_hashed_when_configured():
     assert PROMPT not in (row["extra"] or "")
 
 
+def test_other_content_fields_in_extra_follow_the_policy():
+    fields = {"messages": [{"role": "user", "content": PROMPT}], "output": "Sure", "exp": "B"}
+    row = call(line(**fields))
+    assert json.loads(row["extra"]) == {"exp": "B"}
+    row = call(line(**fields), parser=make_parser(store=True))
+    assert json.loads(row["extra"]) == {
+        "messages": json.dumps(
+            [{"role": "user", "content": "Mail [email] or call [phone] about card [card]"}],
+            separators=(",", ":"),
+        ),
+        "output": "Sure",
+        "exp": "B",
+    }
+    raw = orjson.dumps({"type": "score", "timestamp": TS, "name": "n", "value": 1, "input": PROMPT})
+    assert PARSER.parse(raw, UTC_ZONE, STREAM).row[SCORE_COLUMNS.index("extra")] is None
+
+
 def test_content_not_stored_when_store_false_even_with_hash():
     row = call(line(prompt=PROMPT), parser=make_parser(store=False, hash=True))
     assert row["prompt"] is None

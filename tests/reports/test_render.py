@@ -2,8 +2,10 @@
 headless Chromium (a real browser) to a page that is not blank, and each chart is an image."""
 
 import io
+import os
 import re
 import shutil
+import stat
 import subprocess
 
 import numpy as np
@@ -60,6 +62,18 @@ def test_files_are_written_per_period_with_charts_beside_them(files):
         "2026-11-20-requests.png",
     ]
     assert "<script" not in page.lower() and "<link" not in page.lower()
+
+
+def test_report_files_and_folders_are_private(files, tmp_path):
+    rendered, _, _ = files
+    previous = os.umask(0o022)  # without care, files would come out 0644
+    try:
+        written = write(rendered, tmp_path / "reports")
+    finally:
+        os.umask(previous)
+    assert {stat.S_IMODE(path.stat().st_mode) for path in written} == {0o600}
+    for folder in (tmp_path / "reports", tmp_path / "reports" / "daily"):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
 
 
 def test_charts_are_non_empty_images(files):
