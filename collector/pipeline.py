@@ -15,6 +15,7 @@ from collector.parsing import LineParser
 from collector.pricing import Pricer
 from collector.quarantine import QuarantineFile
 from collector.tailing import Source, Tailer
+from collector.timerange import TimeRange
 from schemas.config import CollectorConfig
 
 
@@ -33,7 +34,11 @@ def build_tailer(
 ) -> Tailer:
     overrides, content = config.pricing.overrides, config.content
     chunks = ChunkParser(
-        LineParser(Pricer(overrides), ContentPolicy(content)),
+        LineParser(
+            Pricer(overrides),
+            ContentPolicy(content),
+            TimeRange.from_config(config.ingest.timestamps),
+        ),
         config.ingest.max_line_bytes,
         overrides=overrides,
         content=content,
@@ -60,7 +65,7 @@ def build_outbox(config: CollectorConfig, ledger: Ledger) -> Outbox | None:
     from collector.influx import InfluxWriter  # influxdb-client takes a third of a second
 
     writer = InfluxWriter(config.influx)
-    encoder = LineEncoder(config.dimensions)
+    encoder = LineEncoder(config.dimensions, TimeRange.from_config(config.ingest.timestamps))
     feeds = raw_feeds(config.influx.buckets.raw, encoder, config.tiers.retention.get("raw"))
     feeds += rollup_feeds(config.influx.buckets.for_tier, encoder)
     return Outbox(ledger, writer, feeds, batch_size=config.influx.batch_size)
