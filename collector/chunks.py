@@ -25,6 +25,7 @@ from collector.ledger import Batch
 from collector.parsing import LineParser, Rejected
 from collector.pricing import Pricer
 from collector.quarantine import QuarantineEntry
+from collector.timerange import TimeRange
 from schemas.config import ContentConfig, PriceOverride
 
 log = logging.getLogger(__name__)
@@ -94,13 +95,17 @@ PARENT_CHECK_SECONDS = 1.0
 
 
 def _start_worker(
-    overrides: dict[str, PriceOverride], content: ContentConfig, max_line: int, parent: int
+    overrides: dict[str, PriceOverride],
+    content: ContentConfig,
+    times: TimeRange,
+    max_line: int,
+    parent: int,
 ) -> None:
     global _worker
     # The main process decides when to stop; a terminal's Ctrl-C must not kill a worker first.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    _worker = (LineParser(Pricer(overrides), ContentPolicy(content)), max_line)
+    _worker = (LineParser(Pricer(overrides), ContentPolicy(content), times), max_line)
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
 
 
@@ -137,7 +142,8 @@ class ChunkParser:
         self.parser = parser
         self.max_line = max_line
         self.workers = (os.cpu_count() or 1) if workers is None else workers
-        self._pool_args = (overrides, content, max_line)
+        # The workers judge timestamps by the same range (and clock) as the inline parser.
+        self._pool_args = (overrides, content, parser.times, max_line)
         self._pool: ProcessPoolExecutor | None = None
         self._starting: list[Future[bool]] = []
         self._backlog_lines = 0

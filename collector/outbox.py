@@ -287,7 +287,7 @@ class EventFeed(Feed):
         self,
         table: str,
         bucket: str,
-        encode: Callable[[int, Sequence[Any]], str],
+        encode: Callable[[int, Sequence[Any]], str | None],
         oldest_us: Callable[[], int],
     ) -> None:
         super().__init__(f"influx:{table}", bucket)
@@ -340,7 +340,7 @@ class RollupFeed(Feed):
         rows = tier_rows_after(ledger.db, self.tier, after, limit)
         return [(row["seq"], self._line(row)) for row in rows]
 
-    def _line(self, row: dict[str, Any]) -> str:
+    def _line(self, row: dict[str, Any]) -> str | None:
         metrics = dict(row["metrics"])
         if row["sketch"] is not None:
             metrics["latency_sketch"] = base64.b64encode(row["sketch"]).decode()

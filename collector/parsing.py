@@ -16,8 +16,15 @@ from pydantic import ValidationError
 
 from collector.content import ContentPolicy
 from collector.pricing import SOURCE_TRACE, Pricer
+from collector.timerange import DEFAULT_RANGE, TimeRange, iso_us
 from collector.timespec import to_us
-from schemas.events import ERROR_STATUSES, OK_STATUSES, LlmCall, ScoreEvent
+from schemas.events import (
+    ERROR_STATUSES,
+    OK_STATUSES,
+    LlmCall,
+    ScoreEvent,
+    without_control_characters,
+)
 
 BOM = b"\xef\xbb\xbf"
 _MIN_US = to_us(datetime.min.replace(tzinfo=UTC))
@@ -104,6 +111,8 @@ def _status(call: LlmCall) -> tuple[str, str | None]:
     if error_type is None and isinstance(call.error, dict):
         error_type = call.error.get("type") or call.error.get("code")
         error_type = None if error_type is None else str(error_type)[:512]
+    if error_type is not None:
+        error_type = without_control_characters(error_type)
     if call.status is None:
         failed = error_type is not None or bool(call.error)
         return ("error" if failed else "ok"), error_type
@@ -126,9 +135,12 @@ def _extra_json(extra: dict[str, Any] | None, error: Any) -> str | None:
 class LineParser:
     """Turns raw lines into rows for one ingest process (holds the pricing cache)."""
 
-    def __init__(self, pricer: Pricer, content: ContentPolicy) -> None:
+    def __init__(
+        self, pricer: Pricer, content: ContentPolicy, times: TimeRange = DEFAULT_RANGE
+    ) -> None:
         self._pricer = pricer
         self._content = content
+        self.times = times
 
     def parse(self, line: bytes, zone: ZoneInfo, stream_id: int) -> Parsed:
         """Parse one line (without its newline); raises `Rejected` with the reason."""
@@ -157,7 +169,7 @@ class LineParser:
     def _call_row(self, call: LlmCall, zone: ZoneInfo, stream_id: int) -> tuple[Any, ...]:
         if call.model is None:
             raise Rejected("model: required for an llm_call event")
-        ts_us = _timestamp_us(call.timestamp, zone)
+        ts_us = self._accepted_us(call.timestamp, zone)
         status, error_type = _status(call)
         tokens_in = call.input_tokens
         tokens_out = call.output_tokens
@@ -173,7 +185,9 @@ class LineParser:
         if total is None and (tokens_in is not None or tokens_out is not None):
             total = (tokens_in or 0) + (tokens_out or 0)
         cost, price_source = call.cost_usd, SOURCE_TRACE
-        if cost is None:
+        if cost is None and tokens_in is None and tokens_out is None:
+            price_source = None  # nothing to price: unpriced, never a made-up $0
+        elif cost is None:
             cost, price_source = self._pricer.cost(
                 call.model,
                 call.provider,
@@ -219,7 +233,7 @@ class LineParser:
 
     def _score_row(self, score: ScoreEvent, zone: ZoneInfo, stream_id: int) -> tuple[Any, ...]:
         return (
-            _timestamp_us(score.timestamp, zone),
+            self._accepted_us(score.timestamp, zone),
             score.name,
             score.value,
             score.model,
@@ -230,3 +244,11 @@ class LineParser:
             _extra_json(self._content.apply(score.model_extra or {}), None),
             stream_id,
         )
+
+    def _accepted_us(self, value: datetime, zone: ZoneInfo) -> int:
+        """The event time in UTC microseconds if the range accepts it; `Rejected` otherwise."""
+        ts_us = _timestamp_us(value, zone)
+        problem = self.times.outside(ts_us)
+        if problem is not None:
+            raise Rejected(f"timestamp: {iso_us(ts_us)} {problem}")
+        return ts_us

@@ -15,6 +15,7 @@ from collector.parsing import LineParser
 from collector.pricing import Pricer
 from collector.quarantine import QuarantineFile
 from collector.tailing import Source, Tailer
+from collector.timerange import TimeRange
 from collector.writer_lock import acquire
 from schemas.config import CollectorConfig
 
@@ -44,7 +45,7 @@ def build_tailer(
     quarantine = QuarantineFile(config.quarantine.path, config.quarantine.keep_bytes, policy)
     quarantine.open()  # an unusable quarantine stops a writer at start, not at its first bad line
     chunks = ChunkParser(
-        LineParser(Pricer(overrides), policy),
+        LineParser(Pricer(overrides), policy, TimeRange.from_config(config.ingest.timestamps)),
         config.ingest.max_line_bytes,
         overrides=overrides,
         content=content,
@@ -70,7 +71,8 @@ def build_outbox(config: CollectorConfig, ledger: Ledger) -> Outbox | None:
     from collector.influx import InfluxWriter  # influxdb-client takes a third of a second
 
     writer = InfluxWriter(config.influx)
-    encoder = LineEncoder(config.dimensions, config.influx.instance)
+    times = TimeRange.from_config(config.ingest.timestamps)
+    encoder = LineEncoder(config.dimensions, config.influx.instance, times)
     feeds = raw_feeds(config.influx.buckets.raw, encoder, config.tiers.retention.get("raw"))
     feeds += rollup_feeds(config.influx.buckets.for_tier, encoder)
     return Outbox(

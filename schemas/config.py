@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import socket
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -82,6 +82,44 @@ class QuarantineConfig(_Section):
     keep_bytes: int = Field(4096, ge=64, description="How much of a bad line is kept.")
 
 
+INFLUX_EARLIEST = datetime(1677, 9, 22, tzinfo=UTC)
+"""The first whole day InfluxDB can store (its times are int64 nanoseconds since 1970)."""
+MAX_AHEAD = timedelta(days=365)
+
+
+class TimestampsConfig(_Section):
+    """Event times the collector accepts; a line outside them is quarantined with the reason.
+
+    InfluxDB refuses far-off times (year 3000 overflows its nanoseconds), and one such point
+    used to make its whole batch a dead letter.
+    """
+
+    earliest: datetime = Field(
+        datetime(1970, 1, 1, tzinfo=UTC),
+        description="Events before this instant are quarantined (a date or time; UTC if naive).",
+    )
+    ahead: Duration = Field(
+        "1d",
+        description="Events later than the clock at parse time plus this are quarantined.",
+    )
+
+    @field_validator("earliest")
+    @classmethod
+    def _storable(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        if value < INFLUX_EARLIEST:
+            raise ValueError(f"must be {INFLUX_EARLIEST.date()} or later (InfluxDB cannot hold it)")
+        return value
+
+    @field_validator("ahead")
+    @classmethod
+    def _clock_skew(cls, value: timedelta) -> timedelta:
+        if value > MAX_AHEAD:
+            raise ValueError("at most 365d: further ahead is a wrong clock, not clock skew")
+        return value
+
+
 class IngestConfig(_Section):
     max_line_bytes: int = Field(1024 * 1024, ge=1024)
     parse_workers: int | None = Field(
@@ -95,6 +133,7 @@ class IngestConfig(_Section):
         description="After an error (a full disk, an unwritable quarantine file), reading"
         " retries after poll_interval, doubling up to this; one log line per retry.",
     )
+    timestamps: TimestampsConfig = TimestampsConfig()
 
 
 class PriceOverride(_Section):

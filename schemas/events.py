@@ -7,10 +7,11 @@ model into a ledger row and derives what the line left out.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, AliasPath, BaseModel, ConfigDict, Field, Strict
+from pydantic import AfterValidator, AliasChoices, AliasPath, BaseModel, ConfigDict, Field, Strict
 
 MAX_TOKENS = 10**12
 """Token counts above this are rejected as corrupt rather than summed into totals."""
@@ -23,8 +24,26 @@ ERROR_STATUSES = frozenset(
 )
 
 
+CONTROL_CHARACTERS = "\x00-\x1f\x7f-\x9f"
+"""Unicode category Cc as a regex character class: C0, DEL and C1."""
+REPLACEMENT = "\ufffd"
+_CONTROL = re.compile(f"[{CONTROL_CHARACTERS}]")
+
+
+def without_control_characters(text: str) -> str:
+    """``text`` with each control character (NUL, newline, ...) replaced by U+FFFD.
+
+    Dimension values become labels and InfluxDB tags, which cannot carry them; replacing keeps
+    the event (its tokens and cost count) and leaves the damage visible, never merged into
+    another value as removing would.
+    """
+    return text if text.isprintable() else _CONTROL.sub(REPLACEMENT, text)
+
+
 # Identifiers may arrive as numbers: ``coerce_numbers_to_str`` stores them as text (not bools).
 Text = Annotated[str, Field(max_length=512)]
+Dimension = Annotated[Text, AfterValidator(without_control_characters)]
+"""A field that can become a grouping dimension, an alert label or an InfluxDB tag."""
 # Strict: JSON true/false is not a count or an amount (lax pydantic would read 1 or 0), and the
 # check stays inside pydantic-core, off the Python hot path. Strict floats still accept ints.
 Tokens = Annotated[int, Strict(), Field(ge=0, le=MAX_TOKENS)]
@@ -51,14 +70,14 @@ class _EventBase(BaseModel):
     timestamp: datetime = Field(
         validation_alias=_aliases("timestamp", "ts", "time", "start_time", "@timestamp")
     )
-    model: Text | None = Field(
+    model: Dimension | None = Field(
         None,
         validation_alias=_aliases(
             "model", "gen_ai.response.model", "gen_ai.request.model", "model_name"
         ),
     )
-    task_type: Text | None = None
-    tenant_id: Text | None = None
+    task_type: Dimension | None = None
+    tenant_id: Dimension | None = None
     trace_id: Text | None = None
 
 
@@ -66,10 +85,10 @@ class LlmCall(_EventBase):
     """One model call (``type`` absent or ``llm_call``)."""
 
     type: Literal["llm_call"] = "llm_call"
-    provider: Text | None = Field(
+    provider: Dimension | None = Field(
         None, validation_alias=_aliases("provider", "gen_ai.provider.name", "gen_ai.system")
     )
-    operation: Text | None = Field(
+    operation: Dimension | None = Field(
         None, validation_alias=_aliases("operation", "gen_ai.operation.name")
     )
     input_tokens: Tokens | None = Field(
@@ -78,6 +97,7 @@ class LlmCall(_EventBase):
             "input_tokens",
             "prompt_tokens",
             "gen_ai.usage.input_tokens",
+            "gen_ai.usage.prompt_tokens",
             AliasPath("usage", "prompt_tokens"),
             AliasPath("usage", "input_tokens"),
         ),
@@ -88,12 +108,16 @@ class LlmCall(_EventBase):
             "output_tokens",
             "completion_tokens",
             "gen_ai.usage.output_tokens",
+            "gen_ai.usage.completion_tokens",
             AliasPath("usage", "completion_tokens"),
             AliasPath("usage", "output_tokens"),
         ),
     )
     total_tokens: Tokens | None = Field(
-        None, validation_alias=_aliases("total_tokens", AliasPath("usage", "total_tokens"))
+        None,
+        validation_alias=_aliases(
+            "total_tokens", "llm.usage.total_tokens", AliasPath("usage", "total_tokens")
+        ),
     )
     cache_read_tokens: Tokens | None = Field(
         None,
@@ -125,11 +149,13 @@ class LlmCall(_EventBase):
         None, validation_alias=_aliases("latency_s", "duration_seconds", "duration_s")
     )
     status: Text | None = None
-    error_type: Text | None = Field(None, validation_alias=_aliases("error_type", "error.type"))
+    error_type: Dimension | None = Field(
+        None, validation_alias=_aliases("error_type", "error.type")
+    )
     error: Any = None
     user_id: Text | None = None
     session_id: Text | None = None
-    agent_name: Text | None = None
+    agent_name: Dimension | None = None
     call_id: Text | None = None
     quality_score: Fraction | None = None
     prompt: Any = None
@@ -140,7 +166,7 @@ class ScoreEvent(_EventBase):
     """A quality or feedback value attached to a trace, task or model (``type: score``)."""
 
     type: Literal["score"]
-    name: Text
+    name: Dimension
     value: ScoreValue
     scenario: Text | None = None
 

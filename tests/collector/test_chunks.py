@@ -1,12 +1,16 @@
 """Chunks parsed on worker processes give exactly what inline parsing gives."""
 
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
+
+import orjson
 
 from collector.chunks import POOL_MIN_LINES, ChunkJob, ChunkParser
 from collector.content import ContentPolicy
 from collector.parsing import LineParser
 from collector.pricing import Pricer
-from schemas.config import ContentConfig, PriceOverride
+from collector.timerange import DEFAULT_RANGE, TimeRange
+from schemas.config import ContentConfig, PriceOverride, TimestampsConfig
 
 OVERRIDES = {"my-finetune": PriceOverride(input=1.0, output=2.0)}
 
@@ -26,10 +30,10 @@ def chunk_lines(count):
     return lines
 
 
-def parser(workers):
+def parser(workers, times=DEFAULT_RANGE):
     content = ContentConfig()
     return ChunkParser(
-        LineParser(Pricer(OVERRIDES), ContentPolicy(content)),
+        LineParser(Pricer(OVERRIDES), ContentPolicy(content), times),
         1 << 20,
         overrides=OVERRIDES,
         content=content,
@@ -63,3 +67,34 @@ def test_chunks_are_parsed_inline_while_the_workers_start():
         assert first().batch.lines == len(job.lines)
     finally:
         pooled.close()
+
+
+def test_the_workers_judge_times_by_the_configured_range_as_inline_parsing_does():
+    """ahead: 2h, so an event 3 hours ahead of the clock is out (the default 1d would take it)."""
+    times = TimeRange.from_config(TimestampsConfig(earliest="2020-01-01", ahead="2h"))
+    now = datetime.now(UTC)
+    kinds = {
+        "in": now - timedelta(hours=1),
+        "ahead": now + timedelta(hours=3),
+        "old": datetime(2019, 6, 1, tzinfo=UTC),
+    }
+    order = [("in", "ahead", "old")[n % 3] for n in range(POOL_MIN_LINES)]
+    lines = [orjson.dumps({"timestamp": kinds[k].isoformat(), "model": "m"}) for k in order]
+    job = ChunkJob(lines, 0, ZoneInfo("UTC"), 1, "t.jsonl")
+    inline, pooled = parser(0, times), parser(2, times)
+    try:
+        expected = inline.submit(job)()
+        assert pooled.wait_ready(timeout=60)
+        result = pooled.submit(job)()
+    finally:
+        pooled.close()
+    assert result.batch == expected.batch
+
+    def verdicts(chunk):  # the reason ends with the clock's reading, which moved meanwhile
+        return [(e.offset, e.reason.split(" after the clock")[0]) for e in chunk.rejected]
+
+    assert verdicts(result) == verdicts(expected)
+    assert len(result.batch.calls) == order.count("in")
+    reasons = [entry.reason for entry in result.rejected]
+    assert sum("ingest.timestamps.ahead (2h)" in r for r in reasons) == order.count("ahead")
+    assert sum("earliest (2020-01-01T00:00:00Z)" in r for r in reasons) == order.count("old")

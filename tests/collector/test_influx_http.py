@@ -30,6 +30,7 @@ from collector.influx import InfluxWriter, Refused, RetryLater
 from collector.ledger import Ledger
 from collector.lineprotocol import LineEncoder
 from collector.outbox import Outbox, dead_letters, raw_feeds
+from collector.parsing import CALL_COLUMNS
 from collector.pipeline import build_tailer
 from collector.retrying import Backoff
 from collector.shipping import Shipper
@@ -698,6 +699,66 @@ def test_a_backfill_while_a_batch_is_in_flight_is_not_undone_by_its_acknowledgem
     sent = [tokens_sent(write) for write in stub.writes()]
     assert sent == [list(range(100, 110)), list(range(110, 120))] * 2
     assert rig.cursor() == 20
+
+
+# ----- rows out of the accepted time range, stored before it existed ----------------------
+
+FAR_OFF = (datetime(3000, 1, 1, tzinfo=UTC), datetime(1900, 1, 1, tzinfo=UTC))
+
+
+def store_far_off_calls(rig):
+    """Copies of the first call at year 3000 and 1900, as an older collector stored them."""
+    columns = ", ".join(c for c in CALL_COLUMNS if c != "ts_us")
+    with rig.ledger.transaction() as db:
+        for moment in FAR_OFF:
+            db.execute(
+                f"INSERT INTO calls (ts_us, {columns}) SELECT ?, {columns} FROM calls WHERE id = 1",
+                (ts_us(moment),),
+            )
+
+
+def stamps_sent(request):
+    return [int(line.rsplit(" ", 1)[1]) // 1000 for line in request.lines()]
+
+
+def test_a_row_out_of_range_is_skipped_and_its_batch_goes_out(rig, stub, caplog):
+    rig.add([call(i) for i in range(4)])
+    store_far_off_calls(rig)  # rows 5 and 6
+    rig.add([call(i) for i in range(4, 8)])
+
+    with caplog.at_level(logging.WARNING, logger="collector.lineprotocol"):
+        assert rig.outbox.drain_once() == 8
+
+    (write,) = stub.writes()
+    assert tokens_sent(write) == list(range(100, 108))
+    assert all(ts_us(T0) <= stamp < ts_us(T0 + timedelta(days=1)) for stamp in stamps_sent(write))
+    assert dead_letters(rig.ledger) == []
+    assert rig.cursor() == 10
+    assert rig.outbox.pending() == {"influx:calls": 0, "influx:scores": 0}
+    assert rig.outbox.stats.skipped_expired == 2
+    assert "not sending calls row 5 to InfluxDB: its time 3000-01-01T00:00:00Z" in caplog.text
+
+
+def test_a_dead_letter_poisoned_by_a_far_off_row_is_sent_without_it(tmp_path, rig, stub):
+    """What an older collector left behind: the whole batch refused for one year-3000 point."""
+    rig.add([call(i) for i in range(4)])
+    store_far_off_calls(rig)
+    with rig.ledger.transaction() as db:
+        db.execute(
+            "INSERT INTO dead_letters (cursor, first_position, last_position, status, message,"
+            " created_us) VALUES ('influx:calls', 1, 6, 400, 'HTTP 400: time outside range', 0)"
+        )
+        db.execute("UPDATE sink_cursors SET position = 6 WHERE name = 'influx:calls'")
+
+    result = CliRunner().invoke(
+        main, ["influx", "dead-letters", "--retry", "--config", config_file(tmp_path, stub.url)]
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "sent 1 dead letter(s); 0 refused again" in result.output
+    (write,) = stub.writes()
+    assert tokens_sent(write) == [100, 101, 102, 103]
+    assert dead_letters(rig.ledger) == []
 
 
 # ----- bucket set-up: the requests InfluxDB 2.x receives --------------------------------------

@@ -18,7 +18,8 @@ from collector.content import ContentPolicy
 from collector.ledger import MIGRATIONS
 from collector.parsing import CALL_COLUMNS, SCORE_COLUMNS, SKIPPED, LineParser, Rejected
 from collector.pricing import SOURCE_GENAI_PRICES, SOURCE_TRACE, Pricer
-from schemas.config import ContentConfig
+from collector.timerange import TimeRange
+from schemas.config import ContentConfig, TimestampsConfig
 from schemas.events import MAX_TOKENS
 
 UTC_ZONE = ZoneInfo("UTC")
@@ -34,10 +35,15 @@ def epoch_us(year, month, day, hour=0, minute=0, second=0, micro=0):
 
 
 TS_US = epoch_us(2026, 11, 20, 10)
+HOUR = 3600 * 10**6
+DAY = 24 * HOUR
+CLOCK_US = epoch_us(2030, 6, 1)
+"""The parsers' clock, so that the accepted times never depend on today's date."""
 
 
-def make_parser(**content):
-    return LineParser(Pricer({}), ContentPolicy(ContentConfig(**content)))
+def make_parser(times=None, **content):
+    times = times or TimeRange.from_config(TimestampsConfig(), lambda: CLOCK_US)
+    return LineParser(Pricer({}), ContentPolicy(ContentConfig(**content)), times)
 
 
 PARSER = make_parser()
@@ -219,11 +225,42 @@ def test_bom_and_crlf_are_tolerated():
     assert call(b"  " + line(input_tokens=3) + b"  ") == plain
 
 
-def test_escaped_nul_and_unicode_in_strings_are_kept():
-    row = call(line(model="gpt\u0000x", task_type="r\u00e9sum\u00e9 \U0001f600"))
-    assert row["model"] == "gpt\x00x"
+def test_escaped_nul_in_a_dimension_is_replaced_and_unicode_is_kept():
+    row = call(line(model="gpt\u0000x", task_type="r\u00e9sum\u00e9 \U0001f600", user_id="u\u0000"))
+    assert row["model"] == "gpt\ufffdx"
     assert row["task_type"] == "résumé 😀"
+    assert row["user_id"] == "u\x00"  # never a dimension: kept as written
     assert row["cost_usd"] is None  # no such model
+
+
+CONTROL = "\x00\x01\t\n\r\x1b\x7f\x85\x9f"
+"""One of each kind of control character: NUL, C0, tab, newline, DEL, C1 (NEL)."""
+DAMAGED = "gpt" + CONTROL + "x"
+REPAIRED = "gpt" + "\ufffd" * len(CONTROL) + "x"
+CALL_DIMENSIONS = ("model", "provider", "task_type", "operation", "tenant_id", "agent_name")
+
+
+@pytest.mark.parametrize("field", [*CALL_DIMENSIONS, "error_type"])
+def test_a_control_character_in_a_call_dimension_becomes_u_fffd(field):
+    row = call(line(**{field: DAMAGED}, input_tokens=5))
+    assert row[field] == REPAIRED
+    assert row["input_tokens"] == 5  # the event is kept, with what it counts
+
+
+@pytest.mark.parametrize("field", ["name", "model", "task_type", "tenant_id"])
+def test_a_control_character_in_a_score_dimension_becomes_u_fffd(field):
+    event = {"timestamp": TS, "type": "score", "name": "q", "value": 0.5, field: DAMAGED}
+    assert score(orjson.dumps(event))[field] == REPAIRED
+
+
+def test_an_error_type_taken_from_the_error_object_is_repaired_too():
+    for error in ({"type": DAMAGED}, {"code": DAMAGED}):
+        assert call(line(error=error))["error_type"] == REPAIRED
+
+
+def test_other_unicode_in_a_dimension_is_kept():
+    text = "r\u00e9sum\u00e9 \u00a0\u200b\u2028\U0001f600\\,= \ufffd"
+    assert call(line(task_type=text))["task_type"] == text
 
 
 @pytest.mark.parametrize(("value", "expected"), [(10, 10), (0, 0), (MAX_TOKENS, MAX_TOKENS)])
@@ -328,6 +365,27 @@ def test_opentelemetry_error_type_makes_an_error():
     assert (row["status"], row["error_type"]) == ("error", "timeout")
 
 
+def test_openllmetry_token_attributes():
+    raw = orjson.dumps(
+        {
+            "timestamp": TS,
+            "gen_ai.request.model": "gpt-4o-mini",
+            "gen_ai.system": "openai",
+            "gen_ai.usage.prompt_tokens": 1200,
+            "gen_ai.usage.completion_tokens": 300,
+            "llm.usage.total_tokens": 1500,
+        }
+    )
+    row = call(raw)
+    assert (row["input_tokens"], row["output_tokens"], row["total_tokens"]) == (1200, 300, 1500)
+    assert row["extra"] is None  # consumed, not copied
+    when = datetime(2026, 11, 20, 10, tzinfo=UTC)
+    expected = library_cost("gpt-4o-mini", "openai", when, i=1200, o=300)
+    assert row["cost_usd"] == pytest.approx(expected, rel=1e-9)
+    assert row["cost_usd"] > 0
+    assert row["price_source"] == SOURCE_GENAI_PRICES
+
+
 @pytest.mark.parametrize(
     ("fields", "latency"),
     [
@@ -404,7 +462,8 @@ def test_naive_timestamp_that_leaves_the_calendar_in_utc_is_rejected(timestamp, 
     ],
 )
 def test_the_first_and_last_microsecond_are_accepted_and_priced(timestamp, expected):
-    row = call(line(timestamp=timestamp, input_tokens=1000))
+    unbounded = make_parser(TimeRange(earliest_us=-(2**62), ahead_us=2**62))
+    row = call(line(timestamp=timestamp, input_tokens=1000), parser=unbounded)
     assert row["ts_us"] == expected
     assert row["cost_usd"] > 0
 
@@ -413,6 +472,99 @@ def test_the_first_and_last_microsecond_are_accepted_and_priced(timestamp, expec
 def test_timestamp_aliases(key):
     raw = orjson.dumps({key: "2026-11-20T10:00:00Z", "model": "m"})
     assert call(raw)["ts_us"] == TS_US
+
+
+# ----- the accepted time range ----------------------------------------------------------------
+
+
+class Clock:
+    def __init__(self, now_us):
+        self.now_us = now_us
+
+    def __call__(self):
+        return self.now_us
+
+
+def ranged(clock, **timestamps):
+    """A parser whose range is configured like ``ingest.timestamps`` and reads ``clock``."""
+    return make_parser(TimeRange.from_config(TimestampsConfig(**timestamps), clock))
+
+
+SCORE = {"type": "score", "name": "q", "value": 1}
+
+
+@pytest.mark.parametrize("kind", [{}, SCORE], ids=["call", "score"])
+@pytest.mark.parametrize(
+    ("timestamp", "fragment"),
+    [
+        (
+            "3000-01-01T00:00:00Z",
+            "timestamp: 3000-01-01T00:00:00Z is more than ingest.timestamps.ahead (1d) after the"
+            " clock (2026-11-20T10:00:00Z)",
+        ),
+        (32503680000000, "timestamp: 3000-01-01T00:00:00Z is more than"),  # epoch milliseconds
+        (
+            "1900-01-01T00:00:00Z",
+            "timestamp: 1900-01-01T00:00:00Z is before ingest.timestamps.earliest"
+            " (1970-01-01T00:00:00Z)",
+        ),
+        ("1969-12-31T23:59:59.999999Z", "is before ingest.timestamps.earliest"),
+        ("2026-11-21T10:00:00.000001Z", "is more than ingest.timestamps.ahead (1d)"),
+    ],
+)
+def test_a_time_outside_the_default_range_is_rejected_with_the_reason(timestamp, fragment, kind):
+    parser = ranged(Clock(TS_US))
+    with pytest.raises(Rejected) as info:
+        parser.parse(line(timestamp=timestamp, input_tokens=5, **kind), UTC_ZONE, STREAM)
+    assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize("kind", [{}, SCORE], ids=["call", "score"])
+def test_the_ends_of_the_default_range_are_accepted(kind):
+    parser = ranged(Clock(TS_US))
+    for timestamp, expected in (("1970-01-01T00:00:00Z", 0), ("2026-11-21T10:00:00Z", TS_US + DAY)):
+        parsed = parser.parse(line(timestamp=timestamp, **kind), UTC_ZONE, STREAM)
+        assert parsed.row[0] == expected
+
+
+def test_now_is_the_clock_at_parse_time_not_when_the_parser_was_made():
+    clock = Clock(TS_US)
+    parser = ranged(clock, ahead="2h")
+    later = line(timestamp="2026-11-20T13:00:00Z")
+    with pytest.raises(Rejected, match=r"ahead \(2h\) after the clock \(2026-11-20T10:00:00Z\)"):
+        parser.parse(later, UTC_ZONE, STREAM)
+    clock.now_us += 3600 * 10**6
+    assert parser.parse(later, UTC_ZONE, STREAM).row[0] == TS_US + 3 * HOUR
+
+
+def test_a_configured_earliest_time_applies_in_utc():
+    parser = ranged(Clock(TS_US), earliest="2025-01-01")
+    with pytest.raises(
+        Rejected, match=r"before ingest.timestamps.earliest \(2025-01-01T00:00:00Z\)"
+    ):
+        parser.parse(line(timestamp="2025-01-01T00:59:59+01:00"), UTC_ZONE, STREAM)
+    assert call(line(timestamp="2025-01-01T01:00:00+01:00"), parser=parser)["ts_us"] == epoch_us(
+        2025, 1, 1
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(epoch_us(1600, 1, 1), epoch_us(3500, 1, 1)),
+    st.integers(epoch_us(1980, 1, 1), epoch_us(2100, 1, 1)),
+    st.integers(0, 365 * DAY),
+)
+def test_a_time_is_accepted_exactly_when_it_is_inside_the_range(ts_us, now_us, ahead_us):
+    parser = make_parser(TimeRange(epoch_us(2000, 1, 1), ahead_us, lambda: now_us))
+    seconds, micros = divmod(ts_us, 10**6)
+    raw = line(timestamp=f"{datetime.fromtimestamp(seconds, UTC).isoformat()[:19]}.{micros:06d}Z")
+    inside = epoch_us(2000, 1, 1) <= ts_us <= now_us + ahead_us
+    try:
+        assert parser.parse(raw, UTC_ZONE, STREAM).row[0] == ts_us
+        assert inside
+    except Rejected as error:
+        assert not inside, error
+        assert "ingest.timestamps" in str(error)
 
 
 # ----- derived fields ------------------------------------------------------------------------

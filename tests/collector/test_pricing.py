@@ -11,8 +11,11 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from collector.content import ContentPolicy
+from collector.ledger import Batch, Ledger
+from collector.lineprotocol import LineEncoder
 from collector.parsing import CALL_COLUMNS, LineParser
 from collector.pricing import SOURCE_GENAI_PRICES, SOURCE_OVERRIDE, SOURCE_TRACE, Pricer
+from collector.summary import summarize
 from schemas.config import ContentConfig, PriceOverride
 
 
@@ -180,6 +183,97 @@ def test_unknown_model_row_is_unpriced_never_zero():
     assert row["cost_usd"] is None
     assert row["price_source"] is None
     assert row["input_tokens"] == 900
+
+
+NO_TOKENS = [
+    pytest.param({}, None, id="no-usage-at-all"),
+    pytest.param({"total_tokens": 1500}, 1500, id="total-only"),
+    pytest.param({"llm.usage.total_tokens": 1500}, 1500, id="openllmetry-total-only"),
+    pytest.param({"usage": {"total_tokens": 1500}}, 1500, id="usage-total-only"),
+    pytest.param({"reasoning_tokens": 40}, None, id="reasoning-only"),
+]
+
+
+@pytest.mark.parametrize(("tokens", "total"), NO_TOKENS)
+@pytest.mark.parametrize("model", ["gpt-4o-mini", "claude-sonnet-4-5", "my-finetune"])
+def test_a_call_without_token_counts_is_unpriced_never_zero(model, tokens, total):
+    overrides = {"my-finetune": PriceOverride(input=1.0, output=2.0)}
+    row = _row({"timestamp": "2026-11-20T10:00:00Z", "model": model, **tokens}, overrides)
+    assert (row["cost_usd"], row["price_source"]) == (None, None)
+    assert row["total_tokens"] == total
+
+
+@pytest.mark.parametrize(
+    "tokens",
+    [
+        {"input_tokens": 1000},
+        {"output_tokens": 1000},
+        {"gen_ai.usage.prompt_tokens": 1000},
+        {"gen_ai.usage.completion_tokens": 1000},
+    ],
+    ids=lambda t: next(iter(t)),
+)
+def test_one_known_token_count_is_priced(tokens):
+    row = _row({"timestamp": "2026-11-20T10:00:00Z", "model": "gpt-4o-mini", **tokens})
+    i = tokens.get("input_tokens", tokens.get("gen_ai.usage.prompt_tokens", 0))
+    o = tokens.get("output_tokens", tokens.get("gen_ai.usage.completion_tokens", 0))
+    assert row["price_source"] == SOURCE_GENAI_PRICES
+    assert row["cost_usd"] > 0
+    assert close(row["cost_usd"], library("gpt-4o-mini", "openai", NOV, i, o))
+
+
+def test_reported_zero_tokens_are_a_real_zero_cost():
+    row = _row({"timestamp": "2026-11-20T10:00:00Z", "model": "gpt-4o-mini", "input_tokens": 0})
+    assert (row["cost_usd"], row["price_source"]) == (0.0, SOURCE_GENAI_PRICES)
+
+
+def test_openllmetry_names_are_priced_like_the_canonical_ones():
+    when = "2026-11-20T10:00:00Z"
+    canonical = _row(
+        {
+            "timestamp": when,
+            "model": "claude-sonnet-4-5",
+            "input_tokens": 9000,
+            "output_tokens": 700,
+        }
+    )
+    openllmetry = _row(
+        {
+            "timestamp": when,
+            "gen_ai.request.model": "claude-sonnet-4-5",
+            "gen_ai.system": "anthropic",
+            "gen_ai.usage.prompt_tokens": 9000,
+            "gen_ai.usage.completion_tokens": 700,
+            "llm.usage.total_tokens": 9700,
+        }
+    )
+    expected = library("claude-sonnet-4-5", "anthropic", NOV, 9000, 700)
+    assert close(openllmetry["cost_usd"], expected) and close(canonical["cost_usd"], expected)
+    assert openllmetry["total_tokens"] == 9700
+
+
+def test_calls_without_tokens_are_counted_unpriced_in_the_ledger_and_in_influxdb(tmp_path):
+    lines = [
+        {"timestamp": "2026-11-20T10:00:00Z", "model": "gpt-4o-mini", "input_tokens": 10**6},
+        {"timestamp": "2026-11-20T10:00:01Z", "model": "gpt-4o-mini"},
+        {"timestamp": "2026-11-20T10:00:02Z", "model": "gpt-4o-mini", "llm.usage.total_tokens": 9},
+    ]
+    parser = LineParser(Pricer({}), ContentPolicy(ContentConfig()))
+    ledger = Ledger(tmp_path / "ledger.db")
+    try:
+        stream = ledger.add_stream("test", str(tmp_path / "trace.jsonl"), 1, 1, 0, b"")
+        batch = Batch(lines=len(lines))
+        batch.calls += [
+            parser.parse(orjson.dumps(e), ZoneInfo("UTC"), stream.id).row for e in lines
+        ]
+        ledger.commit(stream, batch, 1)
+        totals = summarize(ledger.db, 0, us(NOV) + 10**9, [])["totals"]
+    finally:
+        ledger.close()
+    assert (totals["requests"], totals["unpriced_requests"]) == (3, 2)
+    assert close(totals["cost_usd"], library("gpt-4o-mini", "openai", NOV, 10**6, 0))
+    points = [LineEncoder(["model"]).call(n, row) for n, row in enumerate(batch.calls, 1)]
+    assert ["unpriced=1i" in point for point in points] == [False, True, True]
 
 
 def test_trace_cost_is_trusted_even_for_unknown_and_known_models():

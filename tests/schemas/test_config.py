@@ -2,7 +2,7 @@
 
 import os
 import socket
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -121,6 +121,42 @@ content: {store: true, hash: true}
     assert dumped["ingest"]["rescan_interval"] == "1m"
 
 
+def test_the_accepted_timestamps_default_to_1970_until_a_day_ahead(tmp_path):
+    timestamps = load_config(write(tmp_path, "")).ingest.timestamps
+    assert timestamps.earliest == datetime(1970, 1, 1, tzinfo=UTC)
+    assert timestamps.ahead == timedelta(days=1)
+    assert CollectorConfig().masked()["ingest"]["timestamps"] == {
+        "earliest": "1970-01-01T00:00:00Z",
+        "ahead": "1d",
+    }
+
+
+@pytest.mark.parametrize(
+    ("earliest", "expected"),
+    [
+        ("2024-03-01", datetime(2024, 3, 1, tzinfo=UTC)),  # a YAML date: its UTC midnight
+        ("2024-03-01T06:00:00", datetime(2024, 3, 1, 6, tzinfo=UTC)),  # naive: UTC
+        ("2024-03-01T06:00:00+02:00", datetime(2024, 3, 1, 4, tzinfo=UTC)),
+        ("'2024-03-01T06:00:00Z'", datetime(2024, 3, 1, 6, tzinfo=UTC)),
+        ("1677-09-22", datetime(1677, 9, 22, tzinfo=UTC)),  # InfluxDB's first whole day
+    ],
+)
+def test_the_earliest_timestamp_is_an_instant(tmp_path, earliest, expected):
+    text = f"ingest:\n  timestamps: {{earliest: {earliest}, ahead: 2h}}\n"
+    timestamps = load_config(write(tmp_path, text)).ingest.timestamps
+    assert timestamps.earliest == expected
+    assert timestamps.earliest.utcoffset() is not None
+    assert timestamps.ahead == timedelta(hours=2)
+
+
+def test_the_accepted_timestamps_come_from_the_environment_too(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLM_COLLECTOR_INGEST__TIMESTAMPS__AHEAD", "30m")
+    monkeypatch.setenv("LLM_COLLECTOR_INGEST__TIMESTAMPS__EARLIEST", "2025-01-01T00:00:00Z")
+    ingest = load_config(write(tmp_path, "ingest: {timestamps: {ahead: 2h}}\n")).ingest
+    assert ingest.timestamps.ahead == timedelta(minutes=30)
+    assert ingest.timestamps.earliest == datetime(2025, 1, 1, tzinfo=UTC)
+
+
 # ----- errors name the file, the key and the fix ---------------------------------------------
 
 
@@ -184,6 +220,18 @@ def test_every_problem_is_listed(tmp_path):
         ),
         ("pricing: {overrides: {m: {input: 1}}}\n", "pricing.overrides.m.output", "required"),
         ("content: {store: true, hash: true, redact: true}\n", "content", "choose one of"),
+        (
+            "ingest: {timestamps: {earliest: 1600-01-01}}\n",
+            "ingest.timestamps.earliest",
+            "must be 1677-09-22 or later",
+        ),
+        (
+            "ingest: {timestamps: {earliest: last tuesday}}\n",
+            "ingest.timestamps.earliest",
+            "valid datetime",
+        ),
+        ("ingest: {timestamps: {ahead: 400d}}\n", "ingest.timestamps.ahead", "at most 365d"),
+        ("ingest: {timestamps: {ahead: soon}}\n", "ingest.timestamps.ahead", "not a duration"),
     ],
 )
 def test_wrong_types_name_the_key(tmp_path, text, key, fragment):
