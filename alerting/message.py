@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from alerting.engine import format_value
+from alerting.slackfmt import escape
 
 COLOURS = {"critical": "#d00000", "warning": "#f2a900", "info": "#439fe0"}
 RESOLVED_COLOUR = "#2eb67d"
@@ -72,7 +73,9 @@ class Notification:
         )
 
     def slack(self) -> dict[str, Any]:
-        """``text`` (fallback) and a coloured attachment of Block Kit sections."""
+        """``text`` (fallback) and a coloured attachment of Block Kit sections. Text from data
+        (names, labels, summaries) is escaped wherever Slack parses mrkdwn; the header is
+        ``plain_text`` and takes it as it is."""
         blocks: list[dict[str, Any]] = [
             {"type": "header", "text": {"type": "plain_text", "text": self.title()[:150]}}
         ]
@@ -86,14 +89,17 @@ class Notification:
             blocks.append(
                 {
                     "type": "section",
-                    "text": {"type": "mrkdwn", "text": f"*{alert['status']}*: {describe(alert)}"},
+                    "text": {
+                        "type": "mrkdwn",
+                        "text": f"*{alert['status']}*: {escape(describe(alert))}",
+                    },
                     "fields": fields,
                 }
             )
             blocks.append(
                 {
                     "type": "context",
-                    "elements": [{"type": "mrkdwn", "text": label_text(alert["labels"])}],
+                    "elements": [{"type": "mrkdwn", "text": escape(label_text(alert["labels"]))}],
                 }
             )
         if self.external_url:
@@ -109,7 +115,10 @@ class Notification:
                     ],
                 }
             )
-        return {"text": self.title(), "attachments": [{"color": self.colour, "blocks": blocks}]}
+        return {
+            "text": escape(self.title()),
+            "attachments": [{"color": self.colour, "blocks": blocks}],
+        }
 
 
 def describe(alert: dict[str, Any]) -> str:
@@ -127,7 +136,7 @@ def label_text(labels: dict[str, str]) -> str:
 
 
 def _field(name: str, value: str) -> dict[str, str]:
-    return {"type": "mrkdwn", "text": f"*{name}*\n{value}"}
+    return {"type": "mrkdwn", "text": f"*{name}*\n{escape(value)}"}
 
 
 def _when(us: int | None) -> str:

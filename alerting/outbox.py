@@ -3,6 +3,7 @@
 Rows are written in the evaluation's transaction. A firing alert is queued when it starts
 firing and again every ``repeat_interval``; resolved only if the receiver was told it fired.
 Rows of one group wait ``group_wait`` (a new group) or ``group_interval`` (after a send).
+Silences are checked here and again right before sending (`alerting.delivery`).
 """
 
 from __future__ import annotations
@@ -10,22 +11,16 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import orjson
 
 from alerting.routing import Target, targets
+from alerting.silences import Silences
 from schemas.alerting import RootRoute, Silence
 
 if TYPE_CHECKING:
     from alerting.engine import Alert
-
-
-def to_us(moment: datetime) -> int:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1_000_000)
 
 
 @dataclass(frozen=True)
@@ -39,10 +34,7 @@ class Outbox:
 
     def __init__(self, route: RootRoute, silences: Sequence[Silence] = ()) -> None:
         self.route = route
-        self.silences = [
-            (s.matchers, to_us(s.starts_at) if s.starts_at else 0, to_us(s.ends_at))
-            for s in silences
-        ]
+        self.silences = Silences(silences)
 
     def firing(self, db: sqlite3.Connection, alert: Alert, now_us: int) -> None:
         """Queue a firing notice per receiver not told within its repeat interval."""
@@ -66,19 +58,7 @@ class Outbox:
 
     def silenced(self, db: sqlite3.Connection, labels: dict[str, str], now_us: int) -> bool:
         """Whether a configured or stored silence covers these labels now."""
-        stored = [
-            (orjson.loads(matchers), starts, ends)
-            for matchers, starts, ends in db.execute(
-                "SELECT matchers, starts_us, ends_us FROM silences"
-                " WHERE starts_us <= ? AND ends_us > ?",
-                (now_us, now_us),
-            )
-        ]
-        return any(
-            starts <= now_us < ends
-            and all(labels.get(name) == value for name, value in matchers.items())
-            for matchers, starts, ends in [*self.silences, *stored]
-        )
+        return self.silences.cover(db, labels, now_us)
 
     def _queue(
         self, db: sqlite3.Connection, target: Target, alert: Alert, status: str, now_us: int
@@ -109,9 +89,11 @@ class Outbox:
 
 
 def _last(db: sqlite3.Connection, alert_key: str, receiver: str) -> _Last | None:
+    """The latest notice queued for the receiver; one a silence stopped at send time does not
+    count (the receiver was not told)."""
     row = db.execute(
         "SELECT status, created_us FROM notifications WHERE alert_key = ? AND receiver = ?"
-        " ORDER BY id DESC LIMIT 1",
+        " AND silenced_us IS NULL ORDER BY id DESC LIMIT 1",
         (alert_key, receiver),
     ).fetchone()
     return _Last(*row) if row else None
@@ -122,7 +104,7 @@ def _due(db: sqlite3.Connection, target: Target, group: str, now_us: int) -> int
     group_wait when the group is new."""
     waiting = db.execute(
         "SELECT min(due_us) FROM notifications WHERE receiver = ? AND group_key = ?"
-        " AND sent_us IS NULL",
+        " AND sent_us IS NULL AND silenced_us IS NULL",
         (target.receiver, group),
     ).fetchone()[0]
     if waiting is not None:

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
-from alerting.delivery import Delivery, DeliveryReport, build_notifiers
+from alerting.delivery import Delivery, build_notifiers
 from alerting.engine import Engine, PassResult
 from alerting.outbox import Outbox
 from alerting.rules import load_rules
@@ -47,6 +47,8 @@ class AlertJobs:
             build_notifiers(alerting),
             int(alerting.retry_interval.total_seconds() * 1_000_000),
             alerting.external_url,
+            outbox.silences,
+            clock=now_us,
         )
         self.last_pass: PassResult | None = None
         self.ready: Callable[[], bool] = lambda: True
@@ -65,10 +67,11 @@ class AlertJobs:
                 return None
             return self.engine.evaluate(now_us())
 
-    async def deliver(self) -> DeliveryReport | None:
-        if self._closed:
-            return None
-        return await self.delivery.run_once(now_us())
+    async def deliver(self) -> None:
+        """Start sending what is due, each receiver on its own; the job does not wait for
+        the sends, so a receiver that hangs delays no other one."""
+        if not self._closed:
+            await self.delivery.dispatch(now_us())
 
     def reload(self, config: CollectorConfig) -> int:
         """Swap in the rules file, receivers, route and silences of ``config`` between two
@@ -85,6 +88,7 @@ class AlertJobs:
             self.engine.rules = list(rules)
             self.engine.outbox = outbox
             self.delivery.notifiers = notifiers
+            self.delivery.silences = outbox.silences
             self.delivery.retry_interval_us = int(alerting.retry_interval.total_seconds() * 1e6)
             self.delivery.external_url = alerting.external_url
         return len(rules)

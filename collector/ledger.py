@@ -240,6 +240,15 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (kind, period, channel)
     );
     """,
+    # v7: a notification that a silence covered when it came due is marked silenced_us (when
+    # the delivery found it so) instead of sent; it leaves the unsent index. sent_us is the
+    # time the receiver acknowledged the message.
+    """
+    ALTER TABLE notifications ADD COLUMN silenced_us INTEGER;
+    DROP INDEX notifications_unsent;
+    CREATE INDEX notifications_unsent ON notifications (due_us)
+        WHERE sent_us IS NULL AND silenced_us IS NULL;
+    """,
 )
 _MARK_PENDING = "INSERT OR IGNORE INTO rollup_pending (hour) VALUES (?)"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from alerting.slackfmt import escape
 from reports import fmt
 from reports.layout import title
 from reports.model import Report
@@ -30,6 +31,8 @@ class Digest:
         return f"{title(report)}\n" + "; ".join(parts)
 
     def slack(self) -> dict[str, Any]:
+        """The text and the mrkdwn block escaped for Slack (model names are data); the
+        header is ``plain_text``."""
         report = self.report
         lines = [self.text()]
         if report.drivers:
@@ -41,6 +44,10 @@ class Digest:
             )
         lines.append(f"Alerts fired: {len(report.alerts)}")
         colour = "#f2a900" if report.alerts or report.unpriced_requests else "#2eb67d"
-        block = {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines[1:])}}
+        body = escape("\n".join(lines[1:]))
+        block = {"type": "section", "text": {"type": "mrkdwn", "text": body}}
         header = {"type": "header", "text": {"type": "plain_text", "text": title(report)[:150]}}
-        return {"text": lines[0], "attachments": [{"color": colour, "blocks": [header, block]}]}
+        return {
+            "text": escape(lines[0]),
+            "attachments": [{"color": colour, "blocks": [header, block]}],
+        }

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from reports.layout import Section, sections, subtitle, title
 from reports.model import Report
 
 NO_DATA = "No calls or scores were recorded in this period."
+_SPECIAL = re.compile(r"([\\`*_\[\]<>&|~])")
 
 
 def render(report: Report, images: Sequence[tuple[str, str]] = ()) -> str:
     """Markdown; ``images`` are (alt text, path) of the charts, left out when empty."""
-    lines = [f"# {title(report)}", "", subtitle(report), ""]
+    lines = [f"# {text(title(report))}", "", text(subtitle(report)), ""]
     if not report.has_data:
         return "\n".join([*lines, NO_DATA, ""])
     for section in sections(report):
@@ -22,20 +24,23 @@ def render(report: Report, images: Sequence[tuple[str, str]] = ()) -> str:
     return "\n".join(lines)
 
 
+def text(raw: str) -> str:
+    """``raw`` (names from the data among it) as literal Markdown on one line: the characters
+    that make HTML, entities, links, code, emphasis or a table cell's end are
+    backslash-escaped, and line breaks become spaces."""
+    return _SPECIAL.sub(r"\\\1", " ".join(raw.splitlines()))
+
+
 def _section(section: Section, images: Sequence[tuple[str, str]]) -> list[str]:
-    lines = [f"## {section.title}", ""]
+    lines = [f"## {text(section.title)}", ""]
     for paragraph in section.paragraphs:
-        lines += [f"> **Warning:** {paragraph}" if section.warning else paragraph, ""]
+        lines += [f"> **Warning:** {text(paragraph)}" if section.warning else text(paragraph), ""]
     if section.headers:
-        lines.append("| " + " | ".join(section.headers) + " |")
+        lines.append("| " + " | ".join(text(h) for h in section.headers) + " |")
         numbers = len(section.headers) - section.text_columns
         lines.append("|" + "|".join(["---"] * section.text_columns + ["---:"] * numbers) + "|")
-        lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in section.rows]
+        lines += ["| " + " | ".join(text(c) for c in row) + " |" for row in section.rows]
         lines.append("")
     if section.charts:
         lines += [f"![{alt}]({path})\n" for alt, path in images]
     return lines
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|")

@@ -45,6 +45,16 @@ class EmailReceiver(_Section):
     to: list[str] = Field(min_length=1)
     ca_file: Path | None = None
     timeout: Duration = Field("10s")
+    allow_plaintext_auth: bool = Field(
+        False,
+        description="Allow AUTH with neither starttls nor tls: the password crosses the"
+        " network in clear (only for a local relay).",
+    )
+
+    @property
+    def plaintext_auth(self) -> bool:
+        """Whether the password would be sent over a connection without TLS."""
+        return self.username is not None and not (self.tls or self.starttls)
 
     @model_validator(mode="after")
     def _one_tls(self) -> EmailReceiver:
@@ -74,6 +84,11 @@ class Receiver(_Section):
         given = [kind for kind in ("slack", "email", "console") if getattr(self, kind) is not None]
         if len(given) != 1:
             raise ValueError(f"receiver {self.name}: give exactly one of slack, email, console")
+        if self.email and self.email.plaintext_auth and not self.email.allow_plaintext_auth:
+            raise ValueError(
+                f"receiver {self.name}: email.username without starttls or tls would send the"
+                " password in clear; enable starttls or tls, or set allow_plaintext_auth: true"
+            )
         return self
 
 

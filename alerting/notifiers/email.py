@@ -33,7 +33,13 @@ class EmailNotifier:
 
 async def smtp_send(config: EmailReceiver, message: EmailMessage) -> None:
     """Send ``message`` to its To addresses through ``config``'s server; `NotifyError` if
-    not accepted (the error names the server, never the password)."""
+    not accepted (the error names the server, never the password). AUTH without TLS is
+    refused here too, unless allowed, should a config bypass validation."""
+    if config.plaintext_auth and not config.allow_plaintext_auth:
+        raise NotifyError(
+            f"smtp {config.host}:{config.port}: AUTH without starttls or tls is refused"
+            " (allow_plaintext_auth: false)"
+        )
     try:  # an unreadable ca_file is an OSError too: a failed delivery, not a crashed job
         context = ssl.create_default_context(cafile=str(config.ca_file) if config.ca_file else None)
         await aiosmtplib.send(

@@ -68,13 +68,30 @@ class Recorder:
         )
 
 
-def delivery_for(ledger: Ledger, notifiers: dict, retry_us: int = 30 * SECOND):
-    from alerting.delivery import Delivery
+class Clock:
+    """The delivery's injected clock: acknowledgements and silence checks happen at ``now_us``."""
 
-    return Delivery(ledger.db, notifiers, retry_us, "http://grafana.example/d/llm")
+    def __init__(self, now_us: int = T0) -> None:
+        self.now_us = now_us
+
+    def __call__(self) -> int:
+        return self.now_us
+
+
+def delivery_for(
+    ledger: Ledger, notifiers: dict, retry_us: int = 30 * SECOND, alerting=None, clock=None
+):
+    from alerting.delivery import Delivery
+    from alerting.silences import Silences
+
+    silences = Silences(alerting.silences if alerting is not None else ())
+    url = "http://grafana.example/d/llm"
+    return Delivery(ledger.db, notifiers, retry_us, url, silences, clock or Clock())
 
 
 def deliver(delivery, now_us: int):
+    """One run at ``now_us``, the receivers answering at once (the clock stands at it)."""
     import asyncio
 
+    delivery.clock.now_us = now_us
     return asyncio.run(delivery.run_once(now_us))

@@ -9,12 +9,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class FakeSlack:
-    """Answers each POST with the next scripted (status, headers, body); then 200 ``ok``."""
+    """Answers each POST with the next scripted (status, headers, body); then 200 ``ok``.
+    After `hold` it answers nothing until `release` (a hung Slack)."""
 
     def __init__(self, script: list[tuple[int, dict, str]] | None = None) -> None:
         self.script = list(script or [])
         self.requests: list[tuple[float, str, dict]] = []
         self.arrived = threading.Event()
+        self.gate = threading.Event()
+        self.gate.set()
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -27,6 +30,7 @@ class FakeSlack:
                     body = {"form": raw}
                 owner.requests.append((time.monotonic(), self.path, body))
                 owner.arrived.set()
+                owner.gate.wait()
                 status, headers, answer = owner.script.pop(0) if owner.script else (200, {}, "ok")
                 data = answer.encode()
                 self.send_response(status)
@@ -46,10 +50,17 @@ class FakeSlack:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
+    def hold(self) -> None:
+        self.gate.clear()
+
+    def release(self) -> None:
+        self.gate.set()
+
     def __enter__(self) -> FakeSlack:
         self.thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
+        self.release()
         self.server.shutdown()
         self.server.server_close()

@@ -10,11 +10,12 @@ import pytest
 import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
+from pydantic import ValidationError
 
 from alerting.message import Notification
 from alerting.notifiers import NotifyError
 from alerting.notifiers.email import EmailNotifier
-from schemas.alerting import EmailReceiver
+from schemas.alerting import AlertingConfig, EmailReceiver
 
 ALERT = {
     "status": "resolved",
@@ -119,4 +120,65 @@ def test_untrusted_certificate_is_refused(smtp, tmp_path):
     trustme.CA().cert_pem.write_to_path(str(other))
     with pytest.raises(NotifyError):
         send(config(port, other))
+    assert inbox.envelopes == []
+
+
+@pytest.fixture
+def plain_smtp():
+    """A server that takes AUTH (and needs it) on a connection without TLS."""
+    inbox = Inbox()
+    controller = Controller(
+        inbox,
+        hostname="127.0.0.1",
+        port=free_port(),
+        authenticator=authenticate,
+        auth_required=True,
+        auth_require_tls=False,
+    )
+    controller.start()
+    yield inbox, controller.port
+    controller.stop()
+
+
+def relay(port: int, **options) -> dict:
+    """An ``alerting`` section with one email receiver, ``relay``: AUTH, no TLS."""
+    email = {
+        "host": "127.0.0.1",
+        "port": port,
+        "starttls": False,
+        "username": "alerts",
+        "password": "s3cret",
+        "sender": "alerts@example.com",
+        "to": ["team@example.com"],
+        "timeout": "3s",
+    }
+    return {"receivers": [{"name": "relay", "email": email | options}]}
+
+
+def test_auth_without_tls_is_a_config_error_naming_the_receiver_and_the_option():
+    port = 25
+    with pytest.raises(ValidationError) as info:
+        AlertingConfig.model_validate(relay(port))
+    assert "receiver relay: email.username without starttls or tls" in str(info.value)
+    assert "allow_plaintext_auth: true" in str(info.value)
+    assert "s3cret" not in str(info.value)
+    AlertingConfig.model_validate(relay(port, starttls=True))  # with TLS: fine
+    AlertingConfig.model_validate(relay(port, username=None, password=None))  # no AUTH: fine
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_allow_plaintext_auth_sends_with_auth_over_a_plain_connection(plain_smtp):
+    inbox, port = plain_smtp
+    send(AlertingConfig.model_validate(relay(port, allow_plaintext_auth=True)).receivers[0].email)
+    [envelope] = inbox.envelopes  # the server refuses mail before a successful AUTH
+    assert envelope.rcpt_tos == ["team@example.com"]
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_send_refuses_auth_without_tls_even_when_validation_was_bypassed(plain_smtp):
+    inbox, port = plain_smtp
+    checked = AlertingConfig.model_validate(relay(port, starttls=True)).receivers[0].email
+    unchecked = checked.model_copy(update={"starttls": False})  # model_copy does not validate
+    with pytest.raises(NotifyError, match="allow_plaintext_auth"):
+        send(unchecked)
     assert inbox.envelopes == []

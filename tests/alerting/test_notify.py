@@ -2,6 +2,7 @@
 
 from datetime import UTC, datetime
 
+import orjson
 from alert_harness import (
     MINUTE,
     SECOND,
@@ -107,6 +108,63 @@ def test_silence_suppresses_until_it_ends(tmp_path):
     assert ledger.db.execute("SELECT min(created_us) FROM notifications").fetchone() == (
         T0 + 10 * MINUTE,
     )
+
+
+def silence(ledger, matchers: dict, starts_us: int, ends_us: int) -> None:
+    """A stored silence, as ``llm-collector silence add`` writes it."""
+    with ledger.transaction() as db:
+        db.execute(
+            "INSERT INTO silences (matchers, starts_us, ends_us, comment, created_us)"
+            " VALUES (?, ?, ?, '', ?)",
+            (orjson.dumps(matchers).decode(), starts_us, ends_us, starts_us),
+        )
+
+
+def marks(ledger, model: str) -> list[tuple]:
+    """(status, sent_us, silenced_us) of the notices of one model's alert, in order."""
+    return ledger.db.execute(
+        "SELECT status, sent_us, silenced_us FROM notifications WHERE alert_key LIKE ? ORDER BY id",
+        (f'%"model":"{model}"%',),
+    ).fetchall()
+
+
+def test_a_silence_added_during_group_wait_stops_the_notice_at_send_time(tmp_path):
+    engine, ledger = engine_for(tmp_path / "l.db", rules_of(ERRORS), config())
+    oncall = Recorder()
+    delivery = delivery_for(ledger, {"oncall": oncall})
+    for model in ("a", "b"):
+        add_calls(ledger, T0 - SECOND, 1, status="error", model=model)
+    engine.evaluate(T0)  # one group, due after group_wait (30 s)
+    silence(ledger, {"model": "a"}, T0 + 10 * SECOND, T0 + 10 * MINUTE)
+    report = deliver(delivery, T0 + 30 * SECOND)
+    assert (report.sent, report.silenced) == ({"oncall": 1}, {"oncall": 1})
+    assert oncall.got == [("oncall", "firing", [("Errors", "b", "firing")])]
+    assert marks(ledger, "a") == [("firing", None, T0 + 30 * SECOND)]
+    for minute in (1, 4, 8, 11):  # both keep firing; a was never told, so once the silence
+        now = T0 + minute * MINUTE  # ends it is sent (Alertmanager)
+        for model in ("a", "b"):
+            add_calls(ledger, now - SECOND, 1, status="error", model=model)
+        engine.evaluate(now)
+        deliver(delivery, now)
+    assert oncall.got[1:] == [("oncall", "firing", [("Errors", "a", "firing")])]
+    assert marks(ledger, "a")[1:] == [("firing", T0 + 11 * MINUTE, None)]
+
+
+def test_a_resolved_notice_of_a_silenced_alert_is_not_sent(tmp_path):
+    engine, ledger = engine_for(tmp_path / "l.db", rules_of(ERRORS), config())
+    oncall = Recorder()
+    delivery = delivery_for(ledger, {"oncall": oncall})
+    add_calls(ledger, T0 - SECOND, 1, status="error")
+    engine.evaluate(T0)
+    assert deliver(delivery, T0 + 30 * SECOND).sent == {"oncall": 1}
+    silence(ledger, {"model": "m1"}, T0 + MINUTE, T0 + HOUR)
+    engine.evaluate(T0 + 6 * MINUTE)  # resolved: queued, the receiver was told it fired
+    assert deliver(delivery, T0 + 6 * MINUTE).silenced == {"oncall": 1}
+    assert oncall.got == [("oncall", "firing", [("Errors", "m1", "firing")])]
+    assert marks(ledger, "m1") == [
+        ("firing", T0 + 30 * SECOND, None),
+        ("resolved", None, T0 + 6 * MINUTE),
+    ]
 
 
 def test_receiver_down_then_up_gets_it_once(tmp_path):

@@ -4,8 +4,10 @@ import asyncio
 
 import pytest
 from fake_slack import FakeSlack
+from hypothesis import given
+from hypothesis import strategies as st
 
-from alerting.message import Notification
+from alerting.message import Notification, describe, label_text
 from alerting.notifiers import NotifyError
 from alerting.notifiers.slack import SlackNotifier
 from schemas.alerting import SlackReceiver
@@ -85,3 +87,54 @@ def test_bot_token_ok_true_is_delivered():
     with FakeSlack([(200, {"Content-Type": "application/json"}, answer)]) as server:
         send(SlackReceiver(bot_token="xoxb-1", channel="#oncall", base_url=f"{server.url}/api/"))
     assert len(server.requests) == 1
+
+
+HOSTILE = "<!channel> <http://evil.example|click>"
+
+
+def mrkdwn_texts(message: dict) -> list[str]:
+    """The message's ``text`` and every mrkdwn text of its blocks (what Slack parses)."""
+    found = [message["text"]]
+    for block in message["attachments"][0]["blocks"]:
+        parts = [block.get("text"), *block.get("fields", []), *block.get("elements", [])]
+        found += [p["text"] for p in parts if p and p.get("type") == "mrkdwn"]
+    return found
+
+
+def unescape(text: str) -> str:
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def test_data_reaches_slack_escaped_not_as_mentions_or_links():
+    alert = ALERT | {
+        "labels": ALERT["labels"] | {"alertname": "Cost&Co", "model": HOSTILE},
+        "summary": f"p95 on {HOSTILE} > 2 s",
+    }
+    with FakeSlack() as server:
+        send_one = Notification("oncall", "g", [alert], "http://grafana/d/llm?a=1&b=2")
+        asyncio.run(SlackNotifier(webhook(server)).send(send_one))
+    [(_, _, body)] = server.requests
+    header, section, context, actions = body["attachments"][0]["blocks"]
+    assert body["text"] == "[FIRING:1] Cost&amp;Co"
+    assert header["text"] == {"type": "plain_text", "text": "[FIRING:1] Cost&Co"}
+    assert section["text"]["text"] == (
+        "*firing*: p95 on &lt;!channel&gt; &lt;http://evil.example|click&gt; &gt; 2 s"
+    )
+    assert context["elements"][0]["text"] == (
+        "model=&lt;!channel&gt; &lt;http://evil.example|click&gt;"
+    )
+    assert actions["elements"][0]["url"] == "http://grafana/d/llm?a=1&b=2"  # a URL, not text
+    assert all("<" not in text for text in mrkdwn_texts(body))
+
+
+@given(value=st.text(), summary=st.text(), severity=st.text())
+def test_no_text_from_data_carries_a_slack_control_character(value, summary, severity):
+    labels = ALERT["labels"] | {"model": value, "severity": severity}
+    alert = ALERT | {"labels": labels, "summary": summary}
+    message = Notification("oncall", "g", [alert]).slack()
+    texts = mrkdwn_texts(message)
+    assert not any(c in text for text in texts for c in "<>")
+    section, context = message["attachments"][0]["blocks"][1:3]
+    assert unescape(section["text"]["text"]) == f"*firing*: {describe(alert)}"
+    assert unescape(context["elements"][0]["text"]) == label_text(labels)
+    assert unescape(section["fields"][2]["text"]) == f"*Severity*\n{severity}"

@@ -17,6 +17,7 @@ from collector.report_reader import LedgerReportReader
 from reports.archive import Rendered
 from reports.charts import draw
 from reports.gather import gather
+from reports.model import Report
 from reports.periods import Period
 from tests.alerting.test_email import Inbox, authenticate, free_port
 from tests.collector.rollup_harness import Tiers, call, score, us
@@ -109,6 +110,24 @@ def rendered_day(tmp_path) -> Rendered:
     report = gather(reader_of(tiers), Period.containing("daily", date(2026, 11, 20), BERLIN), 5)
     tiers.close()
     return Rendered(report, draw(report))
+
+
+HOSTILE_MODEL = "<script>alert(1)</script> <!channel> *x* [y](http://evil.example) | & z"
+HOSTILE_TENANT = "acme|evil\n# heading"
+
+
+def hostile_day(tmp_path) -> Report:
+    """The daily report of 2026-11-20 with a model and a tenant named to break Markdown, HTML
+    and Slack: the model costs most, and some of its calls are unpriced."""
+    calls, scores = make_events(local_us(2026, 11, 19), local_us(2026, 11, 21))
+    for index, row in enumerate(calls[::4]):
+        priced = index % 5 != 0
+        row.update(model=HOSTILE_MODEL, tenant_id=HOSTILE_TENANT)
+        row.update(cost_usd=5.0 if priced else None, price_source=1 if priced else None)
+    tiers = ledger_with(tmp_path, calls, scores)
+    report = gather(reader_of(tiers), Period.containing("daily", date(2026, 11, 20), BERLIN), 5)
+    tiers.close()
+    return report
 
 
 class SmtpServer:

@@ -1,5 +1,6 @@
 """The archived files: Markdown and HTML with chart PNGs beside them; the HTML renders in
-headless Chromium (a real browser) to a page that is not blank, and each chart is an image."""
+headless Chromium (a real browser) to a page that is not blank, and each chart is an image;
+names from the data stay text in both."""
 
 import io
 import os
@@ -7,14 +8,16 @@ import re
 import shutil
 import stat
 import subprocess
+from html import escape
 
 import numpy as np
 import pytest
+from markdown_it import MarkdownIt
 from matplotlib import image
 
-from reports import html
+from reports import html, markdown
 from reports.archive import write
-from tests.reports.report_harness import rendered_day
+from tests.reports.report_harness import HOSTILE_MODEL, HOSTILE_TENANT, hostile_day, rendered_day
 
 
 @pytest.fixture(scope="module")
@@ -119,3 +122,40 @@ def test_html_uses_only_inline_styles(files):
     page = html.render(rendered.report, [("a", "cid:x")])
     assert "<style" not in page and "class=" not in page
     assert 'src="cid:x"' in page
+
+
+def _cells_and_paragraphs(markdown_text: str) -> tuple[list[list[str]], list[str]]:
+    """The rows of every table (header rows too) and the paragraphs, as the text a CommonMark
+    reader shows: anything that is not plain text (HTML, a link, emphasis) shows as <type>."""
+    rows: list[list[str]] = []
+    paragraphs: list[str] = []
+    in_cell = False
+    for token in MarkdownIt("commonmark").enable("table").parse(markdown_text):
+        if token.type == "tr_open":
+            rows.append([])
+        in_cell = token.type in ("th_open", "td_open") or (in_cell and token.type == "inline")
+        if token.type != "inline":
+            continue
+        shown = "".join(
+            c.content if c.type == "text" else f"<{c.type}>" for c in token.children or []
+        )
+        (rows[-1] if in_cell else paragraphs).append(shown)
+    return rows, paragraphs
+
+
+def test_names_from_the_data_stay_text_in_the_markdown_and_the_html(tmp_path):
+    report = hostile_day(tmp_path)
+    text = markdown.render(report)
+    assert "<script>" not in text and "<!channel>" not in text
+    rows, paragraphs = _cells_and_paragraphs(text)
+    cells = [cell for row in rows for cell in row]
+    assert HOSTILE_MODEL in cells  # reads back as itself: no HTML, link or emphasis
+    assert " ".join(HOSTILE_TENANT.splitlines()) in cells  # one cell, one line
+    assert any(f"{HOSTILE_MODEL} (" in p for p in paragraphs)  # the unpriced models
+    widths = {len(row) for row in rows}
+    assert widths <= {4, 5, 6, 9}, widths  # no row broken or widened by a name
+    assert "<script>" not in MarkdownIt("commonmark").enable("table").render(text)
+    page = html.render(report)
+    assert "<script>" not in page
+    assert escape(HOSTILE_MODEL) in page
+    assert escape(HOSTILE_TENANT) in page
