@@ -91,7 +91,7 @@ def score_row(ts_us: int) -> tuple:
 
 def encoder(**timestamps) -> LineEncoder:
     times = TimeRange.from_config(TimestampsConfig(**timestamps), lambda: NOW_US)
-    return LineEncoder(["model"], times)
+    return LineEncoder(["model"], "host-a", times)
 
 
 OUT_OF_RANGE = [
@@ -155,7 +155,7 @@ def writer(vm):
 
 
 PARSER = LineParser(Pricer({}), ContentPolicy(ContentConfig()))
-ENCODER = LineEncoder(ALLOWED_DIMENSIONS)
+ENCODER = LineEncoder(ALLOWED_DIMENSIONS, "host-a")
 IDS = itertools.count(1)
 
 
@@ -180,7 +180,7 @@ def round_trip(vm, writer, values: list[str]) -> dict[int, dict[str, str]]:
 def expected_labels(written: str) -> dict[str, str]:
     stored = as_stored(written)
     labels = dict.fromkeys(TAG_DIMENSIONS, stored) if stored else {}
-    return labels | {"status": "error"}  # error_type is set, so the call is an error
+    return labels | {"status": "error", "instance": "host-a"}  # error_type set: an error
 
 
 TRICKY = [

@@ -272,7 +272,7 @@ def test_calls_without_tokens_are_counted_unpriced_in_the_ledger_and_in_influxdb
         ledger.close()
     assert (totals["requests"], totals["unpriced_requests"]) == (3, 2)
     assert close(totals["cost_usd"], library("gpt-4o-mini", "openai", NOV, 10**6, 0))
-    points = [LineEncoder(["model"]).call(n, row) for n, row in enumerate(batch.calls, 1)]
+    points = [LineEncoder(["model"], "host-a").call(n, row) for n, row in enumerate(batch.calls, 1)]
     assert ["unpriced=1i" in point for point in points] == [False, True, True]
 
 
