@@ -1,4 +1,4 @@
-"""``llm-collector rules check|test``, ``alerts``, ``silence add|list|expire``, ``notify test``."""
+"""``llm-collector rules check|test``, ``alerts``, ``silence``, ``notify test|log``."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 import orjson
@@ -248,3 +249,69 @@ def notify_test(config_path: Path | None, receiver: str) -> None:
     except NotifyError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"sent a test notification to {receiver}")
+
+
+@notify.command("log")
+@config_option
+@click.option("--limit", default=20, show_default=True, help="How many, newest first.")
+@click.option("--json", "as_json", is_flag=True, help="Print the notifications as JSON.")
+def notify_log(config_path: Path | None, limit: int, as_json: bool) -> None:
+    """The latest notifications: when each came due, when its receiver acknowledged it (or a
+    silence stopped it), how many attempts it took and the last error."""
+    ledger = _ledger(config_path, readonly=True)
+    try:
+        rows = ledger.db.execute(
+            "SELECT id, receiver, status, payload, due_us, sent_us, silenced_us, attempts,"
+            " last_error FROM notifications ORDER BY id DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+    finally:
+        ledger.close()
+    found = [_logged(*row) for row in rows]
+    if as_json:
+        click.echo(orjson.dumps({"notifications": found}).decode())
+        return
+    for entry in found:
+        labels = ", ".join(f"{k}={v}" for k, v in entry["labels"].items() if k != "alertname")
+        click.echo(
+            f"{entry['id']:>5} {entry['receiver']} {entry['status']:8} {entry['alertname']}"
+            f" {{{labels}}} due {entry['due']}: {_outcome(entry)}"
+        )
+    if not found:
+        click.echo("no notifications")
+
+
+def _logged(
+    id_: int,
+    receiver: str,
+    status: str,
+    payload: str,
+    due_us: int,
+    sent_us: int | None,
+    silenced_us: int | None,
+    attempts: int,
+    last_error: str | None,
+) -> dict[str, Any]:
+    labels = orjson.loads(payload)["labels"]
+    return {
+        "id": id_,
+        "receiver": receiver,
+        "status": status,
+        "alertname": labels.get("alertname", ""),
+        "labels": labels,
+        "due": _when(due_us),
+        "acknowledged": _when(sent_us) if sent_us is not None else None,
+        "silenced": _when(silenced_us) if silenced_us is not None else None,
+        "attempts": attempts,
+        "last_error": last_error,
+    }
+
+
+def _outcome(entry: dict[str, Any]) -> str:
+    if entry["acknowledged"] is not None:
+        return f"acknowledged {entry['acknowledged']} (attempt {entry['attempts']})"
+    if entry["silenced"] is not None:
+        return f"silenced at {entry['silenced']}"
+    if entry["last_error"] is not None:
+        return f"waiting, {entry['attempts']} attempt(s): {entry['last_error']}"
+    return "waiting"

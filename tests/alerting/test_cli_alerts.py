@@ -1,5 +1,6 @@
 """The alerting commands: rules test, alerts, silence add|list|expire, notify test."""
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -101,3 +102,39 @@ def test_notify_test_sends_through_the_receiver(tmp_path):
     missing = run("notify", "test", "--config", config, "nobody")
     assert missing.exit_code == 1
     assert "no receiver named 'nobody'" in missing.output
+
+
+def test_notify_log_shows_when_each_receiver_acknowledged(tmp_path):
+    from alert_harness import SECOND, deliver, delivery_for
+
+    from schemas.alerting import AlertingConfig
+
+    config = write_config(tmp_path)
+    alerting = AlertingConfig.model_validate(
+        {
+            "receivers": [{"name": "desk", "console": {}}],
+            "route": {"receiver": "desk", "group_wait": "0s"},
+        }
+    )
+    rules = rules_of("rules:\n  - {name: Errors, kind: threshold, metric: errors, threshold: 0}\n")
+    engine, ledger = engine_for(tmp_path / "ledger.db", rules, alerting)
+    add_calls(ledger, T0 - 1, 2, status="error")
+    engine.evaluate(T0)
+    assert run("notify", "log", "--config", config).output.endswith(": waiting\n")
+    acked = T0 + 3 * SECOND
+    deliver(delivery_for(ledger, {"desk": _Console()}), acked)
+    ledger.close()
+    [entry] = orjson.loads(run("notify", "log", "--config", config, "--json").output)[
+        "notifications"
+    ]
+    assert (entry["receiver"], entry["status"], entry["alertname"]) == ("desk", "firing", "Errors")
+    assert entry["acknowledged"] == datetime.fromtimestamp(acked / 1e6, UTC).strftime(
+        "%Y-%m-%d %H:%M:%S"
+    )
+    text = run("notify", "log", "--config", config).output
+    assert f"acknowledged {entry['acknowledged']} (attempt 1)" in text
+
+
+class _Console:
+    async def send(self, message):
+        return None
