@@ -163,7 +163,7 @@ class Outbox:
             try:
                 self.writer.write(feed.bucket, lines)
             except Refused as error:
-                self._dead_letter(feed, rows[0][0], last, error)
+                self._dead_letter(feed, start, rows[0][0], last, error)
                 return 0
         self._advance(feed, start, last, len(lines))
         self.backoff.reset()
@@ -202,7 +202,9 @@ class Outbox:
         ).fetchone()
         return row[0], row[1]
 
-    def _dead_letter(self, feed: Feed, first: int, last: int, error: Refused) -> None:
+    def _dead_letter(self, feed: Feed, start: int, first: int, last: int, error: Refused) -> None:
+        """Set rows ``first..last`` aside and move the cursor past them from ``start`` (positions
+        may have gaps); a cursor a backfill moved meanwhile stays where it was put."""
         log.error(
             "InfluxDB refused %s rows %d..%d for good (%s); set aside as a dead letter",
             feed.name,
@@ -218,7 +220,7 @@ class Outbox:
             )
             db.execute(
                 "UPDATE sink_cursors SET position = ? WHERE name = ? AND position = ?",
-                (last, feed.name, first - 1),
+                (last, feed.name, start),
             )
         self.stats.dead_letters += 1
 

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from collector.cli import main
 from collector.influx import InfluxWriter, Refused, RetryLater
-from collector.ledger import Ledger
+from collector.ledger import Ledger, delete_events
 from collector.lineprotocol import LineEncoder
 from collector.outbox import Outbox, dead_letters, raw_feeds
 from collector.parsing import CALL_COLUMNS
@@ -520,6 +520,24 @@ def test_a_400_is_dead_lettered_with_the_servers_message_and_the_queue_goes_on(t
     assert resent.body == refused.body  # the very batch that was refused
     assert len(stub.writes()) == 5
     assert rig.cursor() == 30
+
+
+def test_a_refused_batch_after_a_gap_in_the_rows_is_set_aside_once(rig, stub):
+    """Positions have gaps (retention takes late events, rollup sequences are shared by the
+    tiers): the cursor moves past a refused batch from where the batch began."""
+    rig.add([call(i) for i in range(10)])
+    rig.drain()
+    rig.add([call(i) for i in range(10, 20)])
+    with rig.ledger.transaction() as db:
+        delete_events(db, "calls", "id IN (11, 12)", ())
+    refused = influx_error(400, "invalid", "partial write: field type conflict")
+    stub.script(refused, refused, refused)
+    for _ in range(3):
+        rig.outbox.drain_once()
+    [letter] = dead_letters(rig.ledger)
+    assert (letter["first_position"], letter["last_position"]) == (13, 20)
+    assert rig.cursor() == 20
+    assert len(stub.writes()) == 2
 
 
 def test_dead_letters_lists_the_refused_batches(tmp_path, rig, stub):
