@@ -249,6 +249,17 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX notifications_unsent ON notifications (due_us)
         WHERE sent_us IS NULL AND silenced_us IS NULL;
     """,
+    # v8: when the tailer last looked at each source's files: a file rotated away after that
+    # may hold lines never read (collector.tailing). An upgraded ledger starts an hour before
+    # its last activity, so files rotated away shortly before the upgrade are looked at too.
+    """
+    CREATE TABLE source_looks (
+        source TEXT PRIMARY KEY,
+        looked_us INTEGER NOT NULL
+    );
+    INSERT INTO source_looks (source, looked_us)
+        SELECT source, max(updated_us) - 3600000000 FROM streams GROUP BY source;
+    """,
 )
 _MARK_PENDING = "INSERT OR IGNORE INTO rollup_pending (hour) VALUES (?)"
 
@@ -527,18 +538,16 @@ class Ledger:
         stream.counts["events"] += batch.events
 
     def sources_seen(self) -> dict[str, int]:
-        """When (UTC µs) each source's files were last looked at or read."""
-        rows = self.db.execute("SELECT source, max(updated_us) FROM streams GROUP BY source")
-        return dict(rows.fetchall())
+        """When (UTC µs) each source's files were last looked at (`mark_sources_seen`)."""
+        return dict(self.db.execute("SELECT source, looked_us FROM source_looks").fetchall())
 
     def mark_sources_seen(self, sources: Sequence[str], seen_us: int) -> None:
-        """Note that these sources' files were looked at, at ``seen_us`` (see `sources_seen`)."""
-        marks = ", ".join("?" * len(sources))
+        """Note that these sources' files were looked at, at ``seen_us``."""
         with self.transaction():
-            self.db.execute(
-                "UPDATE streams SET updated_us = max(updated_us, ?)"
-                f" WHERE source IN ({marks}) AND state IN ('active', 'rotated')",
-                (seen_us, *sources),
+            self.db.executemany(
+                "INSERT INTO source_looks (source, looked_us) VALUES (?, ?) ON CONFLICT (source)"
+                " DO UPDATE SET looked_us = max(looked_us, excluded.looked_us)",
+                [(source, seen_us) for source in sources],
             )
 
     def reload(self, stream: Stream) -> None:

@@ -549,3 +549,22 @@ def test_rotated_and_compressed_while_stopped_is_named_in_a_warning(rig, caplog)
     assert rig.call_ids() == cids([*range(10), *range(15, 25)])
     warnings = [r.getMessage() for r in caplog.records if "and compressed" in r.getMessage()]
     assert len(warnings) == 1 and str(compressed) in warnings[0]
+
+
+def test_a_file_rotated_away_after_the_last_scan_is_read_after_a_restart(rig):
+    """The last look is the last scan, not the last commit: a file made and rotated away
+    between a scan and the stop (a commit came later) is read after the restart."""
+    append(rig.trace, lines(range(10)))
+    now = time.time()
+    rig.tailer.wall_clock = lambda: now - 4
+    rig.cycle()
+    missed = rig.logs / "trace.jsonl.1"
+    append(missed, lines(range(10, 20)))
+    os.utime(missed, (now - 3.5, now - 3.5))
+    append(rig.trace, lines(range(20, 30)))
+    rig.tailer.poll()  # a commit after the scan
+    rig.restart()
+    rig.cycle()
+    rig.clock.advance(ROTATE_WAIT)
+    rig.cycle()
+    assert rig.call_ids() == cids(range(30))
