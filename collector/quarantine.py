@@ -58,11 +58,12 @@ class QuarantineFile:
         except OSError as error:
             raise self._error(error) from None
 
-    def write(self, entries: list[QuarantineEntry]) -> None:
-        """Append and sync the entries; on an error (a full disk) the file is cut back to its
-        size before, so that a retry does not follow half a line. Raises `QuarantineError`."""
+    def write(self, entries: list[QuarantineEntry]) -> int | None:
+        """Append and sync the entries; the file's size before them (for `take_back`), None
+        when there are none. On an error (a full disk) the file is cut back to that size, so
+        that a retry does not follow half a line. Raises `QuarantineError`."""
         if not entries:
-            return
+            return None
         self.open()
         assert self._file is not None
         start = self._file.seek(0, os.SEEK_END)
@@ -75,6 +76,15 @@ class QuarantineFile:
             with contextlib.suppress(OSError):
                 os.truncate(self.path, start)
             raise self._error(error) from None
+        return start
+
+    def take_back(self, size: int | None) -> None:
+        """Cut the file back to ``size`` (what `write` returned): the batch whose entries these
+        were was not committed, and its retry writes them again."""
+        if size is None or self._file is None:
+            return
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._file.fileno(), size)
 
     def _error(self, error: OSError) -> QuarantineError:
         named = OSError(error.errno, error.strerror, error.filename or str(self.path))

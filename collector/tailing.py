@@ -528,8 +528,7 @@ class Tailer:
     ) -> None:
         result, end = in_flight.popleft()
         parsed = result()
-        self.quarantine.write(parsed.rejected)
-        self._store(handle, parsed.batch, end)
+        self._store(handle, parsed.batch, end, parsed.rejected)
 
     @staticmethod
     def _take_unterminated(data: bytes, tail_end: TailEnd) -> bool:
@@ -564,14 +563,21 @@ class Tailer:
         handle.long_line = None
         reason = f"line longer than max_line_bytes ({self.max_line_bytes})"
         entry = QuarantineEntry(handle.stream.path, long_line.start, reason, long_line.head, length)
-        batch = Batch(lines=1, quarantined=1)
-        self.quarantine.write([entry])
-        self._store(handle, batch, end)
+        self._store(handle, Batch(lines=1, quarantined=1), end, [entry])
         return True
 
-    def _store(self, handle: _Open, batch: Batch, end: int) -> None:
+    def _store(
+        self, handle: _Open, batch: Batch, end: int, rejected: list[QuarantineEntry]
+    ) -> None:
+        """Write the batch's quarantine entries, then commit it with the file's new offset; a
+        commit that fails takes the entries back (its retry writes them again)."""
         advanced = end - handle.stream.offset
-        self.ledger.commit(handle.stream, batch, end)
+        written = self.quarantine.write(rejected)
+        try:
+            self.ledger.commit(handle.stream, batch, end)
+        except BaseException:
+            self.quarantine.take_back(written)
+            raise
         self.counts.add(batch)
         if self.on_progress is not None:
             self.on_progress(advanced)

@@ -93,18 +93,23 @@ def test_a_file_that_is_not_a_ledger_is_named(tmp_path):
         Ledger(config.ledger.path)
 
 
-def test_a_full_ledger_rolls_the_batch_back_and_keeps_the_offset(tmp_path):
-    """SQLite's own "database or disk is full" (its page limit standing in for the disk)."""
+def test_a_full_ledger_rolls_the_batch_back_with_its_quarantine_entries(tmp_path):
+    """SQLite's own "database or disk is full" (its page limit standing in for the disk): the
+    offset stays, and each failed retry takes its quarantine entries back, so a bad line is in
+    the quarantine file once when the batch finally commits."""
     rig = Rig(tmp_path)
     append(rig.trace, lines(range(100)))
     rig.cycle()
     pages = rig.ledger.db.execute("PRAGMA page_count").fetchone()[0]
     rig.ledger.db.execute(f"PRAGMA max_page_count = {pages}")
-    append(rig.trace, lines(range(100, 3100)))
-    with pytest.raises(sqlite3.OperationalError, match="full"):
-        rig.tailer.poll()
-    assert rig.totals()["lines"] == 100
+    append(rig.trace, b'{"not": "an event"}\n' + lines(range(100, 3100)))
+    for _ in range(3):
+        with pytest.raises(sqlite3.OperationalError, match="full"):
+            rig.tailer.poll()
+        assert rig.totals()["lines"] == 100
     rig.ledger.db.execute("PRAGMA max_page_count = 1000000")
     rig.tailer.poll()
     assert rig.call_ids() == cids(range(3100))
+    assert [entry["offset"] for entry in rig.quarantined()] == [len(lines(range(100)))]
+    assert rig.totals()["quarantined"] == 1
     rig.close()
