@@ -9,9 +9,12 @@ committed with their events (`collector.ledger.Ledger.commit`).
 
 from __future__ import annotations
 
+import bz2
 import glob
+import gzip
 import hashlib
 import logging
+import lzma
 import os
 import stat
 import time
@@ -20,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from typing import BinaryIO
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -37,6 +41,13 @@ ROTATED_NAMES = (".*", "-*")
 """A rotated file is named like the pattern plus one of these: logrotate's ``trace.jsonl.1``
 and ``trace.jsonl-20261204``, Python's ``trace.jsonl.2026-12-04``."""
 COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".lz4", ".zip", ".Z")
+DECOMPRESSORS: dict[str, Callable[[str], BinaryIO]] = {
+    ".gz": gzip.open,
+    ".bz2": bz2.open,
+    ".xz": lzma.open,
+}
+"""The compressions whose first bytes can be read to recognise a file read before."""
+STATES = ("active", "rotated", "done")
 MTIME_SLACK_S = 2.0
 """File times come from the kernel's coarse clock: a file written just after a scan may show
 a time just before it."""
@@ -371,7 +382,8 @@ class Tailer:
             if info is None or info.st_mtime < since - MTIME_SLACK_S or self._followed(path, info):
                 continue
             if path.endswith(COMPRESSED):
-                self._warn_compressed(path)
+                if not self._compressed_copy_of_a_read_file(source, path):
+                    self._warn_compressed(path)
                 continue
             if self._copy_of_open_stream(path):
                 continue
@@ -385,7 +397,28 @@ class Tailer:
 
     @staticmethod
     def _rotated_names(pattern: str) -> set[str]:
-        return {path for suffix in ROTATED_NAMES for path in glob.glob(pattern + suffix)}
+        return {
+            path for suffix in ROTATED_NAMES for path in glob.glob(pattern + suffix, recursive=True)
+        }
+
+    def _compressed_copy_of_a_read_file(self, source: Source, path: str) -> bool:
+        """Whether a compressed rotated file starts like a file of ``source`` read before
+        (logrotate's delaycompress compresses a file already read at the next rotation)."""
+        opener = DECOMPRESSORS.get(Path(path).suffix)
+        if opener is None:
+            return False
+        try:
+            with opener(path) as file:
+                head = file.read(FINGERPRINT_BYTES)
+        except (OSError, EOFError, ValueError):  # truncated or not what its name says
+            return False
+        directory = Path(path).parent
+        return any(
+            0 < stream.fp_len <= len(head)
+            and Path(stream.path).parent == directory
+            and hashlib.blake2b(head[: stream.fp_len], digest_size=16).digest() == stream.fp
+            for stream in self.ledger.streams(STATES, where="source = ?", params=(source.pattern,))
+        )
 
     def _followed(self, path: str, info: os.stat_result) -> bool:
         """Whether this file is open or was read before (the same inode and first bytes)."""

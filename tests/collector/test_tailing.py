@@ -1,7 +1,9 @@
 """Tailing on real files into a real ledger: rotation, truncation, discovery, partial and long
 lines, restarts. Time is a fake clock; the tests call scan() and poll() as the daemon would."""
 
+import bz2
 import gzip
+import lzma
 import os
 import shutil
 import time
@@ -568,3 +570,45 @@ def test_a_file_rotated_away_after_the_last_scan_is_read_after_a_restart(rig):
     rig.clock.advance(ROTATE_WAIT)
     rig.cycle()
     assert rig.call_ids() == cids(range(30))
+
+
+@pytest.mark.parametrize("suffix", [".gz", ".bz2", ".xz"])
+def test_delaycompress_of_a_file_read_before_gives_no_warning(rig, caplog, suffix):
+    """logrotate's delaycompress: .1 is compressed at the next rotation, after it was read."""
+    compress = {".gz": gzip.compress, ".bz2": bz2.compress, ".xz": lzma.compress}[suffix]
+    one = rig.logs / "trace.jsonl.1"
+    append(rig.trace, lines(range(10)))
+    rig.cycle()
+    os.rename(rig.trace, one)
+    append(rig.trace, lines(range(10, 20)))
+    rig.cycle()
+    rig.clock.advance(ROTATE_WAIT)
+    rig.cycle()
+    (rig.logs / f"trace.jsonl.2{suffix}").write_bytes(compress(one.read_bytes()))
+    one.unlink()
+    os.rename(rig.trace, one)
+    append(rig.trace, lines(range(20, 30)))
+    rig.cycle()
+    rig.clock.advance(ROTATE_WAIT)
+    rig.cycle()
+    assert rig.call_ids() == cids(range(30))
+    assert not [r for r in caplog.records if "and compressed" in r.getMessage()]
+
+
+def test_rotated_files_below_a_recursive_glob_are_found(tmp_path):
+    rig = Rig(tmp_path, "logs/**/trace.jsonl")
+    deep = rig.logs / "a" / "b"
+    deep.mkdir(parents=True)
+    live = deep / "trace.jsonl"
+    append(live, lines(range(10)))
+    rig.cycle()
+    os.rename(live, deep / "trace.jsonl.1")
+    append(live, lines(range(10, 20)))  # never scanned under its live name
+    os.rename(deep / "trace.jsonl.1", deep / "trace.jsonl.2")
+    os.rename(live, deep / "trace.jsonl.1")
+    append(live, lines(range(20, 25)))
+    rig.cycle()
+    rig.clock.advance(ROTATE_WAIT)
+    rig.cycle()
+    assert rig.call_ids() == cids(range(25))
+    rig.close()
