@@ -30,7 +30,7 @@ def describe(error: BaseException, ledger: object = None) -> str:
 def _remedy(error: OSError | sqlite3.Error) -> str:
     text = str(error)
     if isinstance(error, PermissionError) or "readonly" in text:
-        return "; let this user write there, or point the configuration elsewhere"
+        return "; check its permissions for this user, or point the configuration elsewhere"
     if "disk is full" in text or "No space left" in text or "quota" in text.lower():
         return "; free some space on that disk"
     if "unable to open" in text:

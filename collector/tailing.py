@@ -216,7 +216,10 @@ class Tailer:
             for path in matched:
                 info = _regular_file(path)
                 if info is not None:
-                    self._scan_path(source, path, info, seen)
+                    try:
+                        self._scan_path(source, path, info, seen)
+                    except OSError as error:
+                        self._warn_unreadable(path, error)
             self._adopt_missed_rotations(source, set(matched))
         for stream_id, handle in list(self._open.items()):
             if stream_id not in seen and handle.rotated_at is None:
@@ -381,19 +384,31 @@ class Tailer:
             info = _regular_file(path)
             if info is None or info.st_mtime < since - MTIME_SLACK_S or self._followed(path, info):
                 continue
-            if path.endswith(COMPRESSED):
-                if not self._compressed_copy_of_a_read_file(source, path):
-                    self._warn_compressed(path)
-                continue
-            if self._copy_of_open_stream(path):
-                continue
-            stream = self._known_stream(path, info)
-            if stream is None:
-                log.warning("%s was rotated away before it was read; reading it now", path)
-                stream = self._new_stream(source, path, info, from_start=True)
-            stream.state = "rotated"
-            self.ledger.save_stream(stream)
-            self._attach(stream, source.zone, rotated=True)
+            try:
+                self._adopt(source, path, info)
+            except OSError as error:
+                self._warn_unreadable(path, error)
+
+    def _adopt(self, source: Source, path: str, info: os.stat_result) -> None:
+        """Follow a rotated file the ledger does not know, from its start, to its end."""
+        if path.endswith(COMPRESSED):
+            if not self._compressed_copy_of_a_read_file(source, path):
+                self._warn_once(
+                    path,
+                    f"{path} was rotated and compressed before it was read; its lines are not"
+                    " read (compressed files are not; delay compression by a rotation, e.g."
+                    " logrotate's delaycompress)",
+                )
+            return
+        if self._copy_of_open_stream(path):
+            return
+        stream = self._known_stream(path, info)
+        if stream is None:
+            log.warning("%s was rotated away before it was read; reading it now", path)
+            stream = self._new_stream(source, path, info, from_start=True)
+        stream.state = "rotated"
+        self.ledger.save_stream(stream)
+        self._attach(stream, source.zone, rotated=True)
 
     @staticmethod
     def _rotated_names(pattern: str) -> set[str]:
@@ -428,15 +443,18 @@ class Tailer:
         known = self.ledger.stream_by_inode(*key)
         return known is not None and self._same_head(path, known)
 
-    def _warn_compressed(self, path: str) -> None:
+    def _warn_unreadable(self, path: str, error: OSError) -> None:
+        self._warn_once(
+            path,
+            f"cannot read {path} ({error.strerror or error}); it is skipped until it can be,"
+            " the other files are read",
+        )
+
+    def _warn_once(self, path: str, message: str) -> None:
+        """Log ``message`` the first time only, for each path."""
         if path not in self._warned:
             self._warned.add(path)
-            log.warning(
-                "%s was rotated and compressed before it was read; its lines are not read"
-                " (compressed files are not; delay compression by a rotation, e.g. logrotate's"
-                " delaycompress)",
-                path,
-            )
+            log.warning("%s", message)
 
     @staticmethod
     def _end_of_last_line(path: str, size: int) -> int:

@@ -185,3 +185,21 @@ def test_a_full_quarantine_disk_keeps_whole_lines_and_loses_none(tmp_path):
     assert code == 0, daemon.output()
     offsets = [json.loads(entry)["offset"] for entry in kept]  # every entry whole JSON
     assert sorted(offsets) == [sum(map(len, bad[:i])) for i in range(3000)]
+
+
+NO_FILE_OVERRIDE = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+"""Root without the capabilities that let it ignore file modes: a 000 file is unreadable."""
+
+
+def test_an_unreadable_trace_file_is_named_once_and_the_others_are_read(tmp_path):
+    config = write_config(tmp_path, free_port())
+    logs = tmp_path / "logs"
+    (logs / "a.jsonl").write_text("".join(LINE.format(i=i) for i in range(10)))
+    (logs / "b.jsonl").write_text(LINE.format(i="secret"))
+    (logs / "b.jsonl").chmod(0)
+    result = _cli(config, "ingest", "--json", wrap=lambda argv: [*NO_FILE_OVERRIDE, *argv])
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["events"] == 10
+    warnings = [line for line in result.stderr.splitlines() if "cannot read" in line]
+    assert len(warnings) == 1 and f"{logs / 'b.jsonl'} (Permission denied)" in warnings[0]
+    assert "Traceback" not in result.stderr
