@@ -38,7 +38,7 @@ def acquire(ledger: Path, command: str) -> None:
     Raises `LedgerLocked` naming the holder's pid and command when another process has it, and
     `LedgerError` when the lock file cannot be created.
     """
-    path = lock_path(Path(ledger).absolute())
+    path = lock_path(Path(ledger).resolve())
     if path in _held:
         return
     try:

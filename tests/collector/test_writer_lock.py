@@ -98,3 +98,14 @@ def test_the_lock_goes_with_a_killed_holder(tmp_path, daemon):
     result = _cli(config, "ingest", "--json")
     assert result.returncode == 0, result.stderr
     assert _calls(tmp_path) == [(1500, 1500)]
+
+
+def test_the_same_ledger_through_a_symlink_is_the_same_lock(tmp_path, daemon):
+    first, config = daemon
+    (tmp_path / "alias").symlink_to(tmp_path)
+    aliased = tmp_path / "aliased.yaml"
+    aliased.write_text(
+        config.read_text().replace(f"{tmp_path}/ledger.db", f"{tmp_path}/alias/ledger.db")
+    )
+    _refusal(_cli(aliased, "ingest"), first)
+    assert _calls(tmp_path) == [(1000, 1000)]
