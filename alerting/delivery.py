@@ -3,9 +3,12 @@
 Each receiver sends in a lane of its own, so a hung receiver (a Slack timeout) holds up only
 its own messages. Right before a send the silences are checked again: a silence added while
 a message waited out ``group_wait`` stops it (marked silenced, not sent), as in Alertmanager.
-A receiver that fails keeps its rows, retried after ``retry_interval``; rows are marked sent
-(with the time the receiver acknowledged them) only after it did, so a crash in between
-re-sends once (at least once), and a restart never re-sends what was marked.
+A receiver that fails keeps its rows, retried ``retry_interval`` after the failure; rows are
+marked sent (with the time the receiver acknowledged them) only after it did, so a crash in
+between re-sends once (at least once), and a restart never re-sends what was marked. A lane
+that breaks (the ledger refusing a write) logs one line and its receiver waits, the wait
+doubling from a second up to ``retry_interval``. A blocking sender (Slack) runs on a thread
+of the receiver's own, never on the loop's shared pool that reading the traces needs.
 """
 
 from __future__ import annotations
@@ -14,16 +17,18 @@ import asyncio
 import logging
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 
 import orjson
 
+from alerting.clock import wall_clock_us
 from alerting.db import transaction
 from alerting.message import Notification
-from alerting.notifiers import Notifier, NotifyError
+from alerting.notifiers import BlockingNotifier, Notifier, NotifyError
 from alerting.notifiers.console import ConsoleNotifier
 from alerting.notifiers.email import EmailNotifier
 from alerting.notifiers.slack import SlackNotifier
@@ -33,23 +38,19 @@ from schemas.alerting import AlertingConfig
 log = logging.getLogger("alerting.delivery")
 _T = TypeVar("_T")
 
-
-def wall_clock_us() -> int:
-    return time.time_ns() // 1000
+EXPECTED = (NotifyError, OSError, sqlite3.Error)
+"""Failures of a receiver, the disk or the ledger: logged in one line, no traceback."""
+FIRST_PAUSE_US = 1_000_000
+"""The wait after a lane first breaks; it doubles at each break, up to ``retry_interval``."""
 
 
 @dataclass
 class DeliveryReport:
-    """Groups sent and groups a silence stopped, per receiver; the error of each that failed."""
+    """What one lane did: groups sent and groups a silence stopped; the error if one failed."""
 
     sent: dict[str, int] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
     silenced: dict[str, int] = field(default_factory=dict)
-
-    def add(self, other: DeliveryReport) -> None:
-        self.sent.update(other.sent)
-        self.failed.update(other.failed)
-        self.silenced.update(other.silenced)
 
 
 @dataclass
@@ -98,9 +99,13 @@ class Delivery:
         self.external_url = external_url
         self.silences = silences or Silences()
         self.clock = clock
+        self.failing: dict[str, str] = {}
+        """The error of each receiver whose latest lane failed a send or broke."""
         self._db_lock = threading.Lock()  # one query at a time; close waits for it
         self._closed = False
         self._lanes: dict[str, asyncio.Task[DeliveryReport]] = {}
+        self._pauses: dict[str, tuple[int, int]] = {}  # receiver: (wait, until) after a break
+        self._threads: dict[str, ThreadPoolExecutor] = {}  # blocking receivers: a thread each
         self._dispatching = False
         self._running = 0  # dispatches and lanes in progress (on the event loop)
         self._idle = threading.Event()
@@ -109,20 +114,16 @@ class Delivery:
     def close(self, wait: float = 2.0) -> None:
         """Close the connection after the sends in progress (up to ``wait`` seconds) and the
         query in progress; a notification sent after that is not marked sent and goes out
-        again after a restart (closing under a running query would crash SQLite)."""
+        again after a restart (closing under a running query would crash SQLite). A send
+        still blocked then keeps its thread until its timeout; nothing waits for it."""
         with self._db_lock:
             self._closed = True
         if not self._idle.wait(wait):
             log.warning("a notification was still being sent at exit; it may be sent again")
         with self._db_lock:
             self.db.close()
-
-    async def run_once(self, now_us: int) -> DeliveryReport:
-        """Send what is due at ``now_us``; return once the sends this run started are done."""
-        report = DeliveryReport()
-        for lane in await asyncio.gather(*await self.dispatch(now_us)):
-            report.add(lane)
-        return report
+        for thread in list(self._threads.values()):
+            thread.shutdown(wait=False, cancel_futures=True)
 
     async def dispatch(self, now_us: int) -> list[asyncio.Task[DeliveryReport]]:
         """Start a lane for each receiver with messages due and no lane still running, and
@@ -134,6 +135,7 @@ class Delivery:
         self._enter()
         try:
             busy = {name for name, lane in self._lanes.items() if not lane.done()}
+            busy |= {name for name, (_, until) in self._pauses.items() if until > now_us}
             due = await asyncio.to_thread(self._query, self._due, now_us, busy) or {}
             lanes = [self._start(receiver, batches, now_us) for receiver, batches in due.items()]
         finally:
@@ -146,14 +148,40 @@ class Delivery:
     ) -> asyncio.Task[DeliveryReport]:
         self._enter()
         lane = asyncio.create_task(self._lane(receiver, batches, now_us))
-        lane.add_done_callback(self._lane_done)
+        lane.add_done_callback(partial(self._lane_done, receiver))
         self._lanes[receiver] = lane
         return lane
 
-    def _lane_done(self, lane: asyncio.Task[DeliveryReport]) -> None:
+    def _lane_done(self, receiver: str, lane: asyncio.Task[DeliveryReport]) -> None:
+        """Note how the lane ended; one that broke pauses its receiver."""
         self._leave()
-        if not lane.cancelled() and lane.exception() is not None:
-            log.error("a delivery lane failed", exc_info=lane.exception())
+        if lane.cancelled():
+            return
+        error = lane.exception()
+        if error is None:
+            self._pauses.pop(receiver, None)
+            self._note(receiver, lane.result().failed.get(receiver))
+            return
+        problem = f"{type(error).__name__}: {error}"
+        self._note(receiver, problem)
+        wait = self._pause(receiver) / 1e6
+        if isinstance(error, EXPECTED):
+            log.error("delivery to %s failed: %s; retrying in %.3g s", receiver, problem, wait)
+        else:
+            log.error("delivery to %s failed; retrying in %.3g s", receiver, wait, exc_info=error)
+
+    def _note(self, receiver: str, error: str | None) -> None:
+        if error is None:
+            self.failing.pop(receiver, None)
+        else:
+            self.failing[receiver] = error
+
+    def _pause(self, receiver: str) -> int:
+        """Hold ``receiver`` back, twice as long as after its previous break; the wait in us."""
+        previous = self._pauses.get(receiver, (0, 0))[0]
+        wait = min(previous * 2 or FIRST_PAUSE_US, max(self.retry_interval_us, FIRST_PAUSE_US))
+        self._pauses[receiver] = (wait, self.clock() + wait)
+        return wait
 
     def _enter(self) -> None:
         self._running += 1
@@ -184,18 +212,36 @@ class Delivery:
             receiver, batch.group_key, list(batch.alerts.values()), self.external_url
         )
         try:
-            notifier = self.notifiers.get(receiver)
-            if notifier is None:
-                raise NotifyError(f"receiver {receiver} is not configured")
-            await notifier.send(notification)
+            await self._notify(receiver, notification)
         except NotifyError as error:
+            failed_us = self.clock()  # the retry waits from the failure, not the dispatch
             log.warning("notification to %s failed: %s", receiver, error)
             report.failed[receiver] = str(error)
-            await asyncio.to_thread(self._query, self._failed, batch, str(error), now_us)
+            await asyncio.to_thread(self._query, self._failed, batch, str(error), failed_us)
             return
         acked_us = self.clock()  # before any await: the time of this acknowledgement
         await asyncio.to_thread(self._query, self._sent, batch, now_us, acked_us)
         report.sent[receiver] = report.sent.get(receiver, 0) + 1
+
+    async def _notify(self, receiver: str, notification: Notification) -> None:
+        notifier = self.notifiers.get(receiver)
+        if notifier is None:
+            raise NotifyError(f"receiver {receiver} is not configured")
+        if isinstance(notifier, BlockingNotifier):
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(
+                self._thread_of(receiver), notifier.send_blocking, notification
+            )
+        else:
+            await notifier.send(notification)
+
+    def _thread_of(self, receiver: str) -> ThreadPoolExecutor:
+        """The one thread of ``receiver``'s blocking sends (its lanes run one at a time)."""
+        thread = self._threads.get(receiver)
+        if thread is None:
+            thread = ThreadPoolExecutor(1, thread_name_prefix=f"notify-{receiver}")
+            self._threads[receiver] = thread
+        return thread
 
     def _query(self, job: Callable[..., _T], *args: object) -> _T | None:
         """``job(*args)`` on the connection, unless it is closed (then None)."""
@@ -258,13 +304,14 @@ class Delivery:
                 (batch.receiver, batch.group_key, now_us),
             )
 
-    def _failed(self, batch: _Batch, error: str, now_us: int) -> None:
+    def _failed(self, batch: _Batch, error: str, failed_us: int) -> None:
+        """Rows kept, due again ``retry_interval`` after the failure at ``failed_us``."""
         ids = batch.ids
         with transaction(self.db):
             self.db.execute(
                 "UPDATE notifications SET attempts = attempts + 1, last_error = ?, due_us = ?"
                 f" WHERE id IN ({_marks(ids)})",
-                (error, now_us + self.retry_interval_us, *ids),
+                (error, failed_us + self.retry_interval_us, *ids),
             )
 
 

@@ -16,8 +16,9 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from alerting.clock import us
 from alerting.db import transaction
-from alerting.kinds import Observation, observe, us
+from alerting.kinds import Observation, observe
 from alerting.outbox import Outbox
 from alerting.reader import MetricsReader
 from schemas.rules import Rule

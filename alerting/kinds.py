@@ -5,13 +5,13 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
+from alerting.clock import from_us, to_us, us
 from alerting.reader import Group, MetricsReader, Sample
 from schemas.rules import AbsenceRule, BudgetRule, ChangeRule, Rule, ThresholdRule
 
-_US = 1_000_000
 _OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,
     ">=": operator.ge,
@@ -34,10 +34,6 @@ class Observation:
     value: float | None
     threshold: float | None
     active: bool
-
-
-def us(delta: timedelta) -> int:
-    return int(delta.total_seconds() * _US)
 
 
 def observe(rule: Rule, reader: MetricsReader, now_us: int, tz: ZoneInfo) -> list[Observation]:
@@ -127,14 +123,14 @@ def _baseline(rule: ChangeRule, reader: MetricsReader, now_us: int) -> dict[Grou
 
 def period_bounds(now_us: int, period: str, tz: ZoneInfo) -> tuple[int, int]:
     """The calendar day or month containing ``now_us`` in ``tz``, as epoch microseconds."""
-    local = datetime.fromtimestamp(now_us / _US, tz)
+    local = from_us(now_us).astimezone(tz)
     start = local.replace(hour=0, minute=0, second=0, microsecond=0)
     if period == "month":
         start = start.replace(day=1)
         end = (start + timedelta(days=32)).replace(day=1)
     else:
         end = start + timedelta(days=1)
-    return int(start.timestamp() * _US), int(end.timestamp() * _US)
+    return to_us(start), to_us(end)
 
 
 def _budget(

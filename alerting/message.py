@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
+from alerting.clock import from_us
 from alerting.engine import format_value
 from alerting.slackfmt import escape
 
@@ -142,4 +142,4 @@ def _field(name: str, value: str) -> dict[str, str]:
 def _when(us: int | None) -> str:
     if us is None:
         return "n/a"
-    return datetime.fromtimestamp(us / 1e6, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return from_us(us).strftime("%Y-%m-%d %H:%M:%S UTC")

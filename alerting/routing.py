@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from alerting.clock import us
 from schemas.alerting import RootRoute, Route
 
 
@@ -28,7 +29,7 @@ class Target:
 
 def _us(value: timedelta | None) -> int:
     assert value is not None
-    return int(value.total_seconds() * 1_000_000)
+    return us(value)
 
 
 def _inherit(parent: Target, route: Route, route_id: str) -> Target:

@@ -10,19 +10,18 @@ import time
 from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
+from alerting.clock import us
 from alerting.delivery import Delivery, build_notifiers
 from alerting.engine import Engine, PassResult
 from alerting.outbox import Outbox
 from alerting.rules import load_rules
 from collector.alert_cache import AlertCache
+from collector.health import JobFailing
 from collector.ledger import Ledger
+from collector.timerange import wall_clock_us
 from schemas.config import CollectorConfig
 
 log = logging.getLogger("collector.alerts")
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
 
 
 class AlertJobs:
@@ -45,10 +44,10 @@ class AlertJobs:
         self.delivery = Delivery(
             self._send_ledger.db,
             build_notifiers(alerting),
-            int(alerting.retry_interval.total_seconds() * 1_000_000),
+            us(alerting.retry_interval),
             alerting.external_url,
             outbox.silences,
-            clock=now_us,
+            clock=wall_clock_us,
         )
         self.last_pass: PassResult | None = None
         self.ready: Callable[[], bool] = lambda: True
@@ -65,13 +64,16 @@ class AlertJobs:
         with self._busy:
             if self._closed or not self.ready():
                 return None
-            return self.engine.evaluate(now_us())
+            return self.engine.evaluate(wall_clock_us())
 
-    async def deliver(self) -> None:
+    async def deliver(self) -> JobFailing | None:
         """Start sending what is due, each receiver on its own; the job does not wait for
-        the sends, so a receiver that hangs delays no other one."""
+        the sends, so a receiver that hangs delays no other one. The receivers whose latest
+        lane failed make the job's last error (/healthz, ``llm-collector status``)."""
         if not self._closed:
-            await self.delivery.dispatch(now_us())
+            await self.delivery.dispatch(wall_clock_us())
+        failing = sorted(self.delivery.failing.items())
+        return JobFailing("; ".join(f"{r}: {e}" for r, e in failing)) if failing else None
 
     def reload(self, config: CollectorConfig) -> int:
         """Swap in the rules file, receivers, route and silences of ``config`` between two
@@ -89,7 +91,7 @@ class AlertJobs:
             self.engine.outbox = outbox
             self.delivery.notifiers = notifiers
             self.delivery.silences = outbox.silences
-            self.delivery.retry_interval_us = int(alerting.retry_interval.total_seconds() * 1e6)
+            self.delivery.retry_interval_us = us(alerting.retry_interval)
             self.delivery.external_url = alerting.external_url
         return len(rules)
 

@@ -27,10 +27,17 @@ from apscheduler.job import Job
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from collector.configfile import ConfigError, load_config
-from collector.health import TAIL_STALE_MIN, Health, JobRegistry, TailState, trigger_interval
+from collector.health import (
+    TAIL_STALE_MIN,
+    Health,
+    JobFailing,
+    JobRegistry,
+    TailState,
+    trigger_interval,
+)
 from collector.http_server import HttpServer
 from collector.ledger import Batch, Ledger
-from collector.logs import add_config_secrets
+from collector.logs import add_config_secrets, redactor
 from collector.metrics import DaemonMetrics, LlmCounters
 from collector.pipeline import build_tailer, configured_sources, open_for_writing
 from collector.retrying import Backoff, FailureLog
@@ -295,11 +302,13 @@ class Daemon:
                     self.jobs.register(name, interval)
             return
         assert isinstance(event, JobExecutionEvent)
-        error = (
-            None
-            if event.exception is None
-            else f"{type(event.exception).__name__}: {event.exception}"
-        )
+        error = None
+        if event.exception is not None:
+            error = f"{type(event.exception).__name__}: {event.exception}"
+        elif isinstance(event.retval, JobFailing):
+            error = event.retval.error
+        if error is not None:
+            error = redactor.mask(error)  # /healthz shows it
         next_run = job.next_run_time.timestamp() if job is not None and job.next_run_time else None
         self.jobs.ran(name, error, next_run)
 

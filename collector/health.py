@@ -45,6 +45,14 @@ def trigger_interval(trigger: BaseTrigger, now: datetime) -> float | None:
     return None
 
 
+@dataclass(frozen=True)
+class JobFailing:
+    """What a job returns when it ran but part of its work fails (a receiver refusing every
+    message): recorded as the job's last error, without the traceback a raise logs each run."""
+
+    error: str
+
+
 @dataclass
 class JobRecord:
     name: str

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from alerting.message import Notification
 
@@ -14,4 +14,15 @@ class NotifyError(Exception):
 class Notifier(Protocol):
     async def send(self, notification: Notification) -> None:
         """Deliver or raise; a return means the receiver acknowledged it."""
+        ...
+
+
+@runtime_checkable
+class BlockingNotifier(Protocol):
+    """A notifier whose client blocks a thread (slack-sdk): the delivery calls
+    ``send_blocking`` on a thread of its own, so a hung receiver never holds one of the
+    threads the rest of the process shares."""
+
+    def send_blocking(self, notification: Notification) -> None:
+        """Deliver or raise, blocking until the receiver answered or timed out."""
         ...

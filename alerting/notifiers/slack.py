@@ -39,9 +39,11 @@ class SlackNotifier:
         self.config = config
 
     async def send(self, notification: Notification) -> None:
-        await asyncio.to_thread(self._send, notification.slack())
+        await asyncio.to_thread(self.send_blocking, notification)
 
-    def _send(self, message: dict) -> None:
+    def send_blocking(self, notification: Notification) -> None:
+        """Send in the calling thread, blocking for up to the timeout and the retries."""
+        message = notification.slack()
         timeout = int(self.config.timeout.total_seconds()) or 1
         if self.config.webhook_url is not None:
             self._webhook(message, timeout)

@@ -16,6 +16,7 @@ class FakeSlack:
         self.script = list(script or [])
         self.requests: list[tuple[float, str, dict]] = []
         self.arrived = threading.Event()
+        self.counted = threading.Condition()
         self.gate = threading.Event()
         self.gate.set()
         owner = self
@@ -28,7 +29,9 @@ class FakeSlack:
                     body = json.loads(raw)
                 except ValueError:
                     body = {"form": raw}
-                owner.requests.append((time.monotonic(), self.path, body))
+                with owner.counted:
+                    owner.requests.append((time.monotonic(), self.path, body))
+                    owner.counted.notify_all()
                 owner.arrived.set()
                 owner.gate.wait()
                 status, headers, answer = owner.script.pop(0) if owner.script else (200, {}, "ok")
@@ -49,6 +52,11 @@ class FakeSlack:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def wait_for_requests(self, count: int, timeout: float) -> bool:
+        """Whether ``count`` requests arrived within ``timeout`` seconds (held ones too)."""
+        with self.counted:
+            return self.counted.wait_for(lambda: len(self.requests) >= count, timeout)
 
     def hold(self) -> None:
         self.gate.clear()

@@ -1,9 +1,12 @@
-"""Each receiver sends in a lane of its own (a hung Slack holds up no email) and each message
-is stamped when its receiver acknowledged it; closing during a run closes the connection only
-between queries."""
+"""Each receiver sends in a lane of its own (a hung Slack holds up no email, nor the threads
+the daemon reads with) and each message is stamped when its receiver acknowledged it; a
+failed send waits from the failure; a lane the ledger breaks logs one line and waits longer
+each time; closing during a run closes the connection only between queries."""
 
 import asyncio
+import logging
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 
 from aiosmtpd.controller import Controller
 from alert_harness import (
@@ -15,12 +18,14 @@ from alert_harness import (
     delivery_for,
     engine_for,
     rules_of,
+    run_lanes,
 )
 from fake_slack import FakeSlack
 from test_email import Inbox, free_port
 from test_notify import ERRORS, config
 
 from alerting.delivery import build_notifiers
+from alerting.notifiers import NotifyError
 from collector.ledger import Ledger
 from schemas.alerting import AlertingConfig
 
@@ -60,7 +65,7 @@ def test_a_close_during_a_send_waits_then_leaves_the_notification_for_the_restar
     delivery = delivery_for(ledger, {"oncall": receiver})
 
     async def scenario():
-        run = asyncio.create_task(delivery.run_once(T0 + SECOND))
+        run = asyncio.create_task(run_lanes(delivery, T0 + SECOND))
         await receiver.entered.wait()
         await asyncio.to_thread(delivery.close, 0.05)  # gives up waiting: the send hangs
         receiver.release.set()
@@ -81,7 +86,7 @@ def test_a_close_between_runs_is_immediate_and_later_runs_do_nothing(tmp_path):
     receiver = Blocked()
     delivery = delivery_for(ledger, {"oncall": receiver})
     delivery.close()
-    report = asyncio.run(delivery.run_once(T0 + SECOND))
+    report = asyncio.run(run_lanes(delivery, T0 + SECOND))
     assert (report.sent, report.failed, receiver.entered.is_set()) == ({}, {}, False)
     assert _unsent(tmp_path / "l.db") == 1
 
@@ -164,7 +169,7 @@ def test_a_hung_slack_holds_up_no_email_and_each_message_is_stamped_at_its_ack(t
                     ledger, {"chat": notifiers["chat"], "mail": mail}, clock=clock
                 )
                 slack.hold()  # Slack takes the request and answers nothing until released
-                run = asyncio.create_task(delivery.run_once(T0 + SECOND))
+                run = asyncio.create_task(run_lanes(delivery, T0 + SECOND))
                 try:
                     assert await asyncio.to_thread(slack.arrived.wait, 10)
                     # Acknowledged while Slack holds its request (its timeout is 30 s).
@@ -224,3 +229,124 @@ def test_a_receiver_still_sending_is_skipped_by_later_runs_while_the_others_go_o
     assert slow.got == [("team", "firing", firing[0]), ("team", "firing", firing[1])]
     assert fast.got == [("oncall", "firing", firing[0]), ("oncall", "firing", firing[1])]
     assert _unsent(path) == 0
+
+
+def slack_receivers(url: str, names: list[str]) -> AlertingConfig:
+    """Every alert to each of ``names``, all Slack webhooks at ``url`` (timeout 30 s)."""
+    return AlertingConfig.model_validate(
+        {
+            "receivers": [
+                {"name": name, "slack": {"webhook_url": f"{url}/hook/{name}", "timeout": "30s"}}
+                for name in names
+            ],
+            "route": {
+                "receiver": names[0],
+                "group_wait": "0s",
+                "routes": [{"match": {}, "receiver": name, "continue": True} for name in names],
+            },
+        }
+    )
+
+
+def test_hung_slack_receivers_leave_the_loops_thread_pool_to_the_rest(tmp_path):
+    """Eight Slacks that answer nothing, the loop's default pool four threads (the daemon
+    reads the traces on it): all eight sends hang at once, and the pool still runs work."""
+    names = [f"chat{i}" for i in range(8)]
+    with FakeSlack() as slack:
+        alerting = slack_receivers(slack.url, names)
+        engine, ledger = engine_for(tmp_path / "l.db", rules_of(ERRORS), alerting)
+        add_calls(ledger, T0 - SECOND, 1, status="error", model="a")
+        engine.evaluate(T0)
+        delivery = delivery_for(ledger, build_notifiers(alerting))
+        waiting = ThreadPoolExecutor(1)  # the test's own thread, outside the loop's pool
+
+        async def scenario():
+            loop = asyncio.get_running_loop()
+            loop.set_default_executor(ThreadPoolExecutor(4))
+            slack.hold()
+            lanes = await asyncio.wait_for(delivery.dispatch(T0 + SECOND), 10)
+            try:
+                all_hung = await loop.run_in_executor(waiting, slack.wait_for_requests, 8, 10)
+                other_work = await asyncio.wait_for(asyncio.to_thread(lambda: "done"), 10)
+            finally:
+                slack.release()
+            return all_hung, other_work, await asyncio.wait_for(asyncio.gather(*lanes), 10)
+
+        all_hung, other_work, reports = asyncio.run(scenario())
+        delivery.close()
+        waiting.shutdown()
+    assert (all_hung, other_work) == (True, "done")
+    assert sorted(name for report in reports for name in report.sent) == names
+    assert sorted(path for _, path, _ in slack.requests) == [f"/hook/{n}" for n in names]
+
+
+class TimesOut:
+    """A receiver that fails after its timeout: the clock moves on ``takes_us`` meanwhile."""
+
+    def __init__(self, clock: Clock, takes_us: int) -> None:
+        self.clock = clock
+        self.takes_us = takes_us
+
+    async def send(self, notification) -> None:
+        self.clock.now_us += self.takes_us
+        raise NotifyError("slack webhook: The read operation timed out")
+
+
+def test_a_failed_send_is_retried_retry_interval_after_the_failure_not_the_dispatch(tmp_path):
+    ledger = _firing(tmp_path)
+    clock = Clock(T0 + SECOND)
+    delivery = delivery_for(
+        ledger, {"oncall": TimesOut(clock, 30 * SECOND)}, retry_us=30 * SECOND, clock=clock
+    )
+    assert asyncio.run(run_lanes(delivery, T0 + SECOND)).failed == {
+        "oncall": "slack webhook: The read operation timed out"
+    }  # failed at T0 + 31 s
+    [(due_us,)] = ledger.db.execute("SELECT due_us FROM notifications").fetchall()
+    oncall = Recorder()
+    delivery.notifiers = {"oncall": oncall}
+    early = asyncio.run(run_lanes(delivery, T0 + 31 * SECOND)).sent  # dispatch + 30 s
+    clock.now_us = T0 + 61 * SECOND
+    due = asyncio.run(run_lanes(delivery, T0 + 61 * SECOND)).sent  # failure + 30 s
+    delivery.close()
+    assert due_us == T0 + 61 * SECOND
+    assert (early, due) == ({}, {"oncall": 1})
+    assert len(oncall.got) == 1
+
+
+def test_a_lane_the_ledger_breaks_logs_one_line_and_its_receiver_waits_doubling(tmp_path, caplog):
+    ledger = _firing(tmp_path)
+    ledger.db.execute("PRAGMA busy_timeout = 0")  # "database is locked" at once
+    clock = Clock(T0 + SECOND)
+    oncall = Recorder()
+    delivery = delivery_for(ledger, {"oncall": oncall}, retry_us=30 * SECOND, clock=clock)
+    writer = sqlite3.connect(tmp_path / "l.db", isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # another writer: the lane cannot mark what it sent
+
+    async def at(now_us: int) -> list:
+        clock.now_us = now_us
+        lanes = await delivery.dispatch(now_us)
+        if lanes:
+            await asyncio.wait(lanes)
+        return [lane.exception() is None for lane in lanes]
+
+    async def scenario():
+        runs = [await at(T0 + SECOND), await at(T0 + SECOND + SECOND // 2)]  # broke; waits 1 s
+        runs += [await at(T0 + 2 * SECOND), await at(T0 + 3 * SECOND)]  # broke; waits 2 s
+        failing = dict(delivery.failing)
+        writer.execute("ROLLBACK")
+        runs.append(await at(T0 + 4 * SECOND))
+        return runs, failing
+
+    with caplog.at_level(logging.ERROR, logger="alerting.delivery"):
+        runs, failing = asyncio.run(scenario())
+    delivery.close()
+    writer.close()
+    assert runs == [[False], [], [False], [], [True]]
+    assert failing == {"oncall": "OperationalError: database is locked"}
+    assert delivery.failing == {}
+    assert [(r.getMessage(), r.exc_info) for r in caplog.records] == [
+        ("delivery to oncall failed: OperationalError: database is locked; retrying in 1 s", None),
+        ("delivery to oncall failed: OperationalError: database is locked; retrying in 2 s", None),
+    ]
+    assert len(oncall.got) == 3  # at least once: each broken lane had sent before it broke
+    assert _unsent(tmp_path / "l.db") == 0

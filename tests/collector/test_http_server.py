@@ -4,13 +4,17 @@ with an injected clock (a stale job) and a ledger another connection keeps locke
 import asyncio
 import json
 import sqlite3
+import sys
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from daemon_harness import (
+    RULE_VOLUME,
     Daemon,
+    alerting_config,
     free_port,
     health,
     recent,
@@ -19,6 +23,9 @@ from daemon_harness import (
     wait_for,
     write_config,
 )
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "alerting"))
+from fake_slack import FakeSlack
 
 from collector.health import Health, JobRegistry, TailState, trigger_interval
 from collector.http_server import HttpServer
@@ -91,6 +98,28 @@ def test_healthz_and_metrics_of_a_running_daemon(tmp_path):
     assert total(found, "llm_collector_quarantined_total") == 0
     assert total(found, "llm_collector_lag_bytes") == 0
     assert total(found, "llm_collector_job_last_success_timestamp_seconds", job="rollup") > 0
+
+
+def test_a_receiver_that_keeps_failing_is_the_deliver_jobs_last_error(tmp_path):
+    (tmp_path / "rules.yaml").write_text("rules:\n" + RULE_VOLUME)
+    refusals = [(400, {}, "invalid_payload")] * 5
+    with FakeSlack(refusals) as slack:
+        port = free_port()
+        config = alerting_config(tmp_path, port, slack.url)  # Volume goes to Slack "team"
+        (tmp_path / "logs" / "trace.jsonl").write_text(json.dumps(trace_line(1)) + "\n")
+        daemon = Daemon(config)
+
+        def deliver_error() -> str | None:
+            return health(port)[1].get("jobs", {}).get("deliver", {}).get("last_error")
+
+        try:
+            assert wait_for(lambda: deliver_error() is not None, process=daemon), daemon.output()
+            error = deliver_error()
+        finally:
+            code, _ = daemon.stop()
+    assert code == 0
+    assert error == "team: slack webhook: HTTP 400: invalid_payload"
+    assert "Traceback" not in daemon.output()
 
 
 def test_the_labels_are_the_configured_dimensions(tmp_path):
