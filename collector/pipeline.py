@@ -47,8 +47,6 @@ def build_tailer(
     chunks = ChunkParser(
         LineParser(Pricer(overrides), policy, TimeRange.from_config(config.ingest.timestamps)),
         config.ingest.max_line_bytes,
-        overrides=overrides,
-        content=content,
         workers=config.ingest.parse_workers,
     )
     return Tailer(
