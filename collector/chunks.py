@@ -20,13 +20,9 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from collector.content import ContentPolicy
 from collector.ledger import Batch
 from collector.parsing import LineParser, Rejected
-from collector.pricing import Pricer
 from collector.quarantine import QuarantineEntry
-from collector.timerange import TimeRange
-from schemas.config import ContentConfig, PriceOverride
 
 log = logging.getLogger(__name__)
 
@@ -94,18 +90,13 @@ PARENT_CHECK_SECONDS = 1.0
 """How often a parse worker checks that the process that started it is still there."""
 
 
-def _start_worker(
-    overrides: dict[str, PriceOverride],
-    content: ContentConfig,
-    times: TimeRange,
-    max_line: int,
-    parent: int,
-) -> None:
+def _start_worker(parser: LineParser, max_line: int, parent: int) -> None:
+    """``parser`` arrives pickled: a copy of the main process's, with caches of its own."""
     global _worker
     # The main process decides when to stop; a terminal's Ctrl-C must not kill a worker first.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    _worker = (LineParser(Pricer(overrides), ContentPolicy(content), times), max_line)
+    _worker = (parser, max_line)
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
 
 
@@ -135,15 +126,11 @@ class ChunkParser:
         parser: LineParser,
         max_line: int,
         *,
-        overrides: dict[str, PriceOverride],
-        content: ContentConfig,
         workers: int | None = None,
     ) -> None:
         self.parser = parser
         self.max_line = max_line
         self.workers = (os.cpu_count() or 1) if workers is None else workers
-        # The workers judge timestamps by the same range (and clock) as the inline parser.
-        self._pool_args = (overrides, content, parser.times, max_line)
         self._pool: ProcessPoolExecutor | None = None
         self._starting: list[Future[bool]] = []
         self._backlog_lines = 0
@@ -187,7 +174,8 @@ class ChunkParser:
                 self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_start_worker,
-                initargs=(*self._pool_args, os.getpid()),
+                # The workers price, keep content and judge times as this parser does.
+                initargs=(self.parser, self.max_line, os.getpid()),
             )
             self._starting = [self._pool.submit(_ready) for _ in range(self.workers)]
         return all(future.done() for future in self._starting)

@@ -19,8 +19,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from collector.ledger import Ledger
-from collector.lineprotocol import LineEncoder
-from collector.outbox import Feed, raw_feeds, rollup_feeds
+from collector.pipeline import build_feeds
 from schemas.config import CollectorConfig
 
 LATE_FACTOR = 3
@@ -136,7 +135,7 @@ class Health:
         self.jobs = jobs
         self.ledger = Ledger(config.ledger.path)
         self.ledger.db.execute(f"PRAGMA busy_timeout = {int(write_timeout * 1000)}")
-        self.feeds = _feeds(config)
+        self.feeds = build_feeds(config)
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -206,15 +205,6 @@ class Health:
         except sqlite3.Error as error:
             return [f"ledger {self.config.ledger.path} not writable: {error}"]
         return []
-
-
-def _feeds(config: CollectorConfig) -> list[Feed]:
-    if config.influx is None:
-        return []
-    encoder = LineEncoder(config.dimensions, config.influx.instance)
-    buckets = config.influx.buckets
-    feeds = raw_feeds(buckets.raw, encoder, config.tiers.retention.get("raw"))
-    return feeds + rollup_feeds(buckets.for_tier, encoder)
 
 
 def _iso(moment: float | None) -> str | None:

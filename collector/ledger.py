@@ -467,9 +467,9 @@ class Ledger:
 
     def stream_by_inode(self, dev: int, ino: int) -> Stream | None:
         """The newest stream of any state recorded for this device and inode."""
-        found = [
-            s for s in self.streams(("active", "rotated", "done")) if (s.dev, s.ino) == (dev, ino)
-        ]
+        found = self.streams(
+            ("active", "rotated", "done"), where="dev = ? AND ino = ?", params=(dev, ino)
+        )
         return found[-1] if found else None
 
     def add_stream(

@@ -12,9 +12,11 @@ import base64
 import logging
 import time
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from collector.delivery import Refused, RetryLater
@@ -28,8 +30,18 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Rows = list[tuple[int, str | None]]
-"""[(position, line or None to skip)] in position order."""
+
+class Skipped(Enum):
+    """Why a row gives no point."""
+
+    EXPIRED = "expired"
+    """Older than the raw retention: the bucket would refuse it."""
+    OUT_OF_RANGE = "out_of_range"
+    """Its time is outside ``ingest.timestamps``: the encoder refuses it."""
+
+
+Rows = list[tuple[int, str | Skipped]]
+"""[(position, line or why it is skipped)] in position order."""
 
 
 class Feed(ABC):
@@ -67,6 +79,7 @@ class OutboxStats:
     failed_attempts: int = 0
     dead_letters: int = 0
     skipped_expired: int = 0
+    skipped_out_of_range: int = 0
     last_error: str | None = None
     retry_at: float = 0.0
     capped_retry_after: float | None = None
@@ -118,7 +131,7 @@ class Outbox:
         return row[0]
 
     def pending(self) -> dict[str, int]:
-        """Rows past each feed's cursor (upper bound: expired raw rows are skipped unsent)."""
+        """Rows past each feed's cursor (upper bound: expired and out-of-range rows go unsent)."""
         return {f.name: f.pending(self.ledger, self.cursor(f)) for f in self.feeds}
 
     def oldest_pending_us(self) -> int | None:
@@ -157,8 +170,10 @@ class Outbox:
         if not rows:
             return 0
         last = rows[-1][0]
-        lines = [line for _, line in rows if line is not None]
-        self.stats.skipped_expired += len(rows) - len(lines)
+        lines = [line for _, line in rows if isinstance(line, str)]
+        skipped = Counter(line for _, line in rows if isinstance(line, Skipped))
+        self.stats.skipped_expired += skipped[Skipped.EXPIRED]
+        self.stats.skipped_out_of_range += skipped[Skipped.OUT_OF_RANGE]
         if lines:
             try:
                 self.writer.write(feed.bucket, lines)
@@ -236,7 +251,7 @@ class Outbox:
             if feed is None:
                 continue
             rows = feed.fetch(self.ledger, first - 1, last - first + 1)
-            lines = [line for position, line in rows if line is not None and position <= last]
+            lines = [line for position, line in rows if isinstance(line, str) and position <= last]
             try:
                 if lines:
                     self.writer.write(feed.bucket, lines)
@@ -290,7 +305,7 @@ class EventFeed(Feed):
         table: str,
         bucket: str,
         encode: Callable[[int, Sequence[Any]], str | None],
-        oldest_us: Callable[[], int],
+        oldest_us: Callable[[], int | None],
     ) -> None:
         super().__init__(f"influx:{table}", bucket)
         self.table = table
@@ -304,7 +319,12 @@ class EventFeed(Feed):
             f"SELECT id, {self._columns} FROM {self.table} WHERE id > ? ORDER BY id LIMIT ?",
             (after, limit),
         )
-        return [(r[0], self.encode(r[0], r[1:]) if r[1] >= cutoff else None) for r in rows]
+        return [(r[0], self._line(r[0], r[1:], cutoff)) for r in rows]
+
+    def _line(self, row_id: int, row: Sequence[Any], cutoff: int | None) -> str | Skipped:
+        if cutoff is not None and row[0] < cutoff:
+            return Skipped.EXPIRED
+        return _or_out_of_range(self.encode(row_id, row))
 
     def last_position(self, ledger: Ledger) -> int:
         return ledger.db.execute(f"SELECT coalesce(max(id), 0) FROM {self.table}").fetchone()[0]
@@ -342,11 +362,13 @@ class RollupFeed(Feed):
         rows = tier_rows_after(ledger.db, self.tier, after, limit)
         return [(row["seq"], self._line(row)) for row in rows]
 
-    def _line(self, row: dict[str, Any]) -> str | None:
+    def _line(self, row: dict[str, Any]) -> str | Skipped:
         metrics = dict(row["metrics"])
         if row["sketch"] is not None:
             metrics["latency_sketch"] = base64.b64encode(row["sketch"]).decode()
-        return self.encoder.rollup(self.tier, row["window_start_us"], row["dimensions"], metrics)
+        return _or_out_of_range(
+            self.encoder.rollup(self.tier, row["window_start_us"], row["dimensions"], metrics)
+        )
 
     def _one(self, ledger: Ledger, sql: str, *args: int) -> Any:
         return ledger.db.execute(sql, (self.tier, *args)).fetchone()[0]
@@ -370,6 +392,11 @@ class RollupFeed(Feed):
         )
 
 
+def _or_out_of_range(line: str | None) -> str | Skipped:
+    """The encoder's point, or why there is none (it refuses only times out of range)."""
+    return Skipped.OUT_OF_RANGE if line is None else line
+
+
 def raw_feeds(
     bucket: str,
     encoder: LineEncoder,
@@ -378,8 +405,9 @@ def raw_feeds(
 ) -> list[Feed]:
     """The ``llm_call`` and ``llm_score`` feeds into the raw bucket."""
 
-    def oldest_us() -> int:
-        return 0 if retention is None else now_us() - int(retention.total_seconds() * 1e6)
+    def oldest_us() -> int | None:
+        """The raw retention's cutoff; None (no cutoff, not 1970) when raw is kept forever."""
+        return None if retention is None else now_us() - int(retention.total_seconds() * 1e6)
 
     return [
         EventFeed("calls", bucket, encoder.call, oldest_us),

@@ -107,6 +107,8 @@ def _timestamp_us(value: datetime, zone: ZoneInfo) -> int:
 
 
 def _status(call: LlmCall) -> tuple[str, str | None]:
+    """(ok or error, error_type): the field, else the ``error`` object's type or code, with
+    control characters replaced here for both (the one place, whatever the source)."""
     error_type = call.error_type
     if error_type is None and isinstance(call.error, dict):
         error_type = call.error.get("type") or call.error.get("code")

@@ -10,7 +10,7 @@ from collector.chunks import ChunkParser
 from collector.content import ContentPolicy
 from collector.ledger import Batch, Ledger
 from collector.lineprotocol import LineEncoder
-from collector.outbox import Outbox, raw_feeds, rollup_feeds
+from collector.outbox import Feed, Outbox, raw_feeds, rollup_feeds
 from collector.parsing import LineParser
 from collector.pricing import Pricer
 from collector.quarantine import QuarantineFile
@@ -47,8 +47,6 @@ def build_tailer(
     chunks = ChunkParser(
         LineParser(Pricer(overrides), policy, TimeRange.from_config(config.ingest.timestamps)),
         config.ingest.max_line_bytes,
-        overrides=overrides,
-        content=content,
         workers=config.ingest.parse_workers,
     )
     return Tailer(
@@ -71,14 +69,20 @@ def build_outbox(config: CollectorConfig, ledger: Ledger) -> Outbox | None:
     from collector.influx import InfluxWriter  # influxdb-client takes a third of a second
 
     writer = InfluxWriter(config.influx)
-    times = TimeRange.from_config(config.ingest.timestamps)
-    encoder = LineEncoder(config.dimensions, config.influx.instance, times)
-    feeds = raw_feeds(config.influx.buckets.raw, encoder, config.tiers.retention.get("raw"))
-    feeds += rollup_feeds(config.influx.buckets.for_tier, encoder)
     return Outbox(
         ledger,
         writer,
-        feeds,
+        build_feeds(config),
         batch_size=config.influx.batch_size,
         max_backoff=config.influx.max_backoff.total_seconds(),
     )
+
+
+def build_feeds(config: CollectorConfig) -> list[Feed]:
+    """The outbox's feeds (raw events, then each rollup tier); none without ``influx``."""
+    if config.influx is None:
+        return []
+    times = TimeRange.from_config(config.ingest.timestamps)
+    encoder = LineEncoder(config.dimensions, config.influx.instance, times)
+    feeds = raw_feeds(config.influx.buckets.raw, encoder, config.tiers.retention.get("raw"))
+    return feeds + rollup_feeds(config.influx.buckets.for_tier, encoder)

@@ -96,12 +96,17 @@ class Pricer:
     """Prices events; one instance per ingest process (it caches per model and period)."""
 
     def __init__(self, overrides: dict[str, PriceOverride]) -> None:
+        self.overrides = dict(overrides)
         self._overrides = {name.lower(): _override_rates(p) for name, p in overrides.items()}
         self._snapshot = get_snapshot()
         self._prices: dict[tuple[str | None, str], Rates | gp.ModelInfo | None] = {}
         self._periods: dict[tuple[int, int], tuple[gp.ModelPrice, tuple[int, ...]]] = {}
         self._rates: dict[tuple[tuple[int, int], int], Rates] = {}
         self._clock_models: set[int] = set()
+
+    def __reduce__(self) -> tuple[type[Pricer], tuple[dict[str, PriceOverride]]]:
+        """Pickled as its overrides: a parse worker builds its own (with empty caches)."""
+        return Pricer, (self.overrides,)
 
     def cost(
         self,

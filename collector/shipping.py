@@ -142,7 +142,8 @@ class Shipper:
         return (
             f"outbox_pending={self._pending} sent_points={stats.sent_points}"
             f" points_per_s={stats.rate(now):.0f} failed_attempts={stats.failed_attempts}"
-            f" dead_letters={stats.dead_letters}{error}{self._capped_wait()}"
+            f" dead_letters={stats.dead_letters} skipped_expired={stats.skipped_expired}"
+            f" skipped_out_of_range={stats.skipped_out_of_range}{error}{self._capped_wait()}"
         )
 
     def _capped_wait(self) -> str:

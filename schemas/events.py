@@ -149,9 +149,8 @@ class LlmCall(_EventBase):
         None, validation_alias=_aliases("latency_s", "duration_seconds", "duration_s")
     )
     status: Text | None = None
-    error_type: Dimension | None = Field(
-        None, validation_alias=_aliases("error_type", "error.type")
-    )
+    # A dimension, but repaired by `collector.parsing`, which also takes it from ``error``.
+    error_type: Text | None = Field(None, validation_alias=_aliases("error_type", "error.type"))
     error: Any = None
     user_id: Text | None = None
     session_id: Text | None = None

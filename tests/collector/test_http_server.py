@@ -5,6 +5,7 @@ import asyncio
 import json
 import sqlite3
 import sys
+import time
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime
@@ -31,6 +32,8 @@ from collector.health import Health, JobRegistry, TailState, trigger_interval
 from collector.http_server import HttpServer
 from collector.ledger import Ledger
 from collector.metrics import DaemonMetrics, LlmCounters
+from collector.parsing import CALL_COLUMNS
+from collector.pipeline import build_outbox
 from collector.tailing import TailCounts
 from schemas.config import CollectorConfig
 
@@ -252,6 +255,35 @@ def test_a_full_influx_outbox_makes_healthz_503(tmp_path):
     ]
     found = run(lambda port: fetch(port, "/metrics"))[1].decode()
     assert 'llm_collector_outbox_pending_points{feed="influx:calls"} 1000.0' in found
+
+
+def test_health_counts_the_feeds_the_outbox_sends(tmp_path):
+    """One construction of the feeds: the same names and buckets, and the calls feed encodes
+    as the outbox's does (instance tag, and the configured ahead of 2h: 3h ahead is out)."""
+    influx = {"url": "http://127.0.0.1:9", "org": "llm", "token": "t", "instance": "eu-1"}
+    ingest = {"timestamps": {"earliest": "2020-01-01", "ahead": "2h"}}
+    config, jobs, tail, _ = serve(tmp_path, Clock(1_800_000_000.0), influx=influx, ingest=ingest)
+    ledger = Ledger(config.ledger.path)
+    health = Health(config, tail, jobs)
+    try:
+        outbox = build_outbox(config, ledger)
+        assert outbox is not None
+        named = {feed.name: feed for feed in outbox.feeds}
+        assert [(f.name, f.bucket) for f in health.feeds] == [
+            (n, f.bucket) for n, f in named.items()
+        ]
+        now_us = time.time_ns() // 1000
+        rows = [{"ts_us": now_us - 3_600_000_000}, {"ts_us": now_us + 3 * 3_600_000_000}]
+        rows = [
+            tuple({"model": "m", "status": "ok", **r}.get(c) for c in CALL_COLUMNS) for r in rows
+        ]
+        (calls,) = [f for f in health.feeds if f.name == "influx:calls"]
+        sent = [calls.encode(1, row) for row in rows]
+        assert sent == [named["influx:calls"].encode(1, row) for row in rows]
+        assert sent[0].startswith("llm_call,instance=eu-1,") and sent[1] is None
+    finally:
+        health.close()
+        ledger.close()
 
 
 def test_unknown_paths_and_methods_and_head(tmp_path):

@@ -724,11 +724,11 @@ def test_a_backfill_while_a_batch_is_in_flight_is_not_undone_by_its_acknowledgem
 FAR_OFF = (datetime(3000, 1, 1, tzinfo=UTC), datetime(1900, 1, 1, tzinfo=UTC))
 
 
-def store_far_off_calls(rig):
+def store_far_off_calls(rig, moments=FAR_OFF):
     """Copies of the first call at year 3000 and 1900, as an older collector stored them."""
     columns = ", ".join(c for c in CALL_COLUMNS if c != "ts_us")
     with rig.ledger.transaction() as db:
-        for moment in FAR_OFF:
+        for moment in moments:
             db.execute(
                 f"INSERT INTO calls (ts_us, {columns}) SELECT ?, {columns} FROM calls WHERE id = 1",
                 (ts_us(moment),),
@@ -753,8 +753,30 @@ def test_a_row_out_of_range_is_skipped_and_its_batch_goes_out(rig, stub, caplog)
     assert dead_letters(rig.ledger) == []
     assert rig.cursor() == 10
     assert rig.outbox.pending() == {"influx:calls": 0, "influx:scores": 0}
-    assert rig.outbox.stats.skipped_expired == 2
+    assert rig.outbox.stats.skipped_out_of_range == 2
+    assert rig.outbox.stats.skipped_expired == 0
     assert "not sending calls row 5 to InfluxDB: its time 3000-01-01T00:00:00Z" in caplog.text
+
+
+def test_expired_and_out_of_range_rows_are_counted_apart_and_the_status_shows_both(rig, stub):
+    """Raw retention 7 days at T0 + 1 day: the 1900 row and one 30 days old are expired (too
+    old for the bucket); the year-3000 row is out of range."""
+    rig.add([call(i) for i in range(4)])
+    store_far_off_calls(rig)  # rows 5 (3000) and 6 (1900)
+    store_far_off_calls(rig, [T0 - timedelta(days=30)])  # row 7
+    shipper = Shipper(rig.config)
+    encoder = LineEncoder(rig.config.dimensions, rig.config.influx.instance)
+    now_us = ts_us(T0 + timedelta(days=1))
+    shipper.outbox.feeds = raw_feeds("llm_raw", encoder, timedelta(days=7), lambda: now_us)
+    try:
+        assert shipper._drain_some() == 4
+        assert shipper.outbox.stats.skipped_expired == 2
+        assert shipper.outbox.stats.skipped_out_of_range == 1
+        assert " skipped_expired=2 skipped_out_of_range=1" in shipper.status()
+    finally:
+        shipper.close()
+    (write,) = stub.writes()
+    assert tokens_sent(write) == list(range(100, 104))
 
 
 def test_a_dead_letter_poisoned_by_a_far_off_row_is_sent_without_it(tmp_path, rig, stub):

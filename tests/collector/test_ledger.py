@@ -1,8 +1,11 @@
-"""The ledger never gives an id twice, even after the newest rows were deleted."""
+"""The ledger never gives an id twice, even after the newest rows were deleted; streams are
+found by device and inode."""
+
+from dataclasses import replace
 
 from rollup_harness import BERLIN, Tiers, call, score, us
 
-from collector.ledger import delete_events
+from collector.ledger import Ledger, delete_events
 
 
 def _ids(tiers, table):
@@ -34,3 +37,18 @@ def test_ids_go_on_after_retention_emptied_the_table(tmp_path):
     tiers.add(calls=[call(3_000_000)])
     assert _ids(tiers, "calls") == [3]
     tiers.close()
+
+
+def test_stream_by_inode_is_the_newest_stream_of_that_file_in_any_state(tmp_path):
+    ledger = Ledger(tmp_path / "ledger.db")
+    try:
+        old = ledger.add_stream("s", "t.jsonl.1", 1, 42, 4, b"old")
+        ledger.save_stream(replace(old, state="done"))
+        other = ledger.add_stream("s", "u.jsonl", 1, 43, 4, b"oth")
+        reused = ledger.add_stream("s", "t.jsonl", 1, 42, 4, b"new")  # the inode came back
+        ledger.save_stream(replace(reused, state="rotated"))
+        assert ledger.stream_by_inode(1, 42) == replace(reused, state="rotated")
+        assert ledger.stream_by_inode(1, 43) == other
+        assert ledger.stream_by_inode(2, 42) is None
+    finally:
+        ledger.close()

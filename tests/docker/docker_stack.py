@@ -184,7 +184,7 @@ def written_by(config: CollectorConfig, workdir: Path) -> Written:
     written = Written()
     for feed in outbox.feeds:
         for _, line in feed.fetch(ledger, 0, 1000):
-            assert line is not None
+            assert isinstance(line, str), line
             written.add(feed.bucket, line)
     outbox.writer.close()
     ledger.close()
