@@ -26,6 +26,11 @@ def _when(us: int | None) -> str:
     return datetime.fromtimestamp(us / 1e6, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _labels(labels: dict[str, str]) -> str:
+    """``{k=v, ...}`` without the alertname, which is shown on its own."""
+    return "{" + ", ".join(f"{k}={v}" for k, v in labels.items() if k != "alertname") + "}"
+
+
 def _ledger(config_path: Path | None, *, readonly: bool = False) -> Ledger:
     return ledger_or_exit(config_or_exit(config_path), readonly=readonly)
 
@@ -111,10 +116,9 @@ def alerts(config_path: Path | None, as_json: bool) -> None:
         click.echo(orjson.dumps({"alerts": found, "errors": dict(errors)}).decode())
         return
     for alert in found:
-        labels = ", ".join(f"{k}={v}" for k, v in alert["labels"].items() if k != "alertname")
         click.echo(
-            f"{alert['state']:8} {alert['rule']} {{{labels}}} value={alert['value']}"
-            f" since {alert['active_since']}"
+            f"{alert['state']:8} {alert['rule']} {_labels(alert['labels'])}"
+            f" value={alert['value']} since {alert['active_since']}"
         )
     for rule, error in errors:
         click.echo(f"error    {rule}: {error}")
@@ -272,10 +276,9 @@ def notify_log(config_path: Path | None, limit: int, as_json: bool) -> None:
         click.echo(orjson.dumps({"notifications": found}).decode())
         return
     for entry in found:
-        labels = ", ".join(f"{k}={v}" for k, v in entry["labels"].items() if k != "alertname")
         click.echo(
             f"{entry['id']:>5} {entry['receiver']} {entry['status']:8} {entry['alertname']}"
-            f" {{{labels}}} due {entry['due']}: {_outcome(entry)}"
+            f" {_labels(entry['labels'])} due {entry['due']}: {_outcome(entry)}"
         )
     if not found:
         click.echo("no notifications")

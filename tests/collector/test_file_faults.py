@@ -115,15 +115,7 @@ def test_a_full_disk_logs_once_per_backoff_step_and_loses_nothing(tmp_path):
     """The ledger's disk fills while the daemon reads; freeing space lets it go on, and every
     line lands once. The reviewer saw 199 tracebacks in 80 s."""
     disk = tmp_path / "disk"
-    disk.mkdir()
-    config = write_config(
-        tmp_path,
-        free_port(),
-        ingest="{poll_interval: 50ms, rescan_interval: 100ms, retry_max_interval: 400ms}",
-    )
-    config.write_text(config.read_text().replace(f"{tmp_path}/ledger.db", f"{disk}/ledger.db"))
-    ballast = f"dd if=/dev/zero of={disk}/ballast bs=1k count=7680 status=none"
-    daemon = Daemon(config, wrap=lambda argv: within([small_disk(disk, 8192), ballast], argv))
+    daemon = _daemon_on_a_small_disk(tmp_path, "ledger.db", kilobytes=8192, free=512)
     trace = tmp_path / "logs" / "trace.jsonl"
     try:
         assert wait_for(lambda: "collector started" in daemon.output(), process=daemon)
@@ -148,6 +140,21 @@ def test_a_full_disk_logs_once_per_backoff_step_and_loses_nothing(tmp_path):
     assert "Traceback" not in daemon.output()
 
 
+def _daemon_on_a_small_disk(tmp_path, name, kilobytes, free):
+    """A daemon whose file ``name`` (the ledger or the quarantine) is on a tmpfs of its own at
+    tmp_path/disk, of ``kilobytes`` with only ``free`` of them left beside a file 'ballast'."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    config = write_config(
+        tmp_path,
+        free_port(),
+        ingest="{poll_interval: 50ms, rescan_interval: 100ms, retry_max_interval: 400ms}",
+    )
+    config.write_text(config.read_text().replace(f"{tmp_path}/{name}", f"{disk}/{name}"))
+    ballast = f"dd if=/dev/zero of={disk}/ballast bs=1k count={kilobytes - free} status=none"
+    return Daemon(config, wrap=lambda argv: within([small_disk(disk, kilobytes), ballast], argv))
+
+
 def _rows(pid, ledger):
     """Calls and distinct call ids in the ledger as the daemon sees it."""
     sql = "SELECT count(*), count(DISTINCT call_id) FROM calls"
@@ -161,15 +168,7 @@ def test_a_full_quarantine_disk_keeps_whole_lines_and_loses_none(tmp_path):
     """Bad lines fill the quarantine's disk: no half entry is left behind to be followed by a
     retry, and once space is back every bad line is in the file, once."""
     disk = tmp_path / "disk"
-    disk.mkdir()
-    config = write_config(
-        tmp_path,
-        free_port(),
-        ingest="{poll_interval: 50ms, rescan_interval: 100ms, retry_max_interval: 400ms}",
-    )
-    config.write_text(config.read_text().replace(f"{tmp_path}/quarantine", f"{disk}/quarantine"))
-    ballast = f"dd if=/dev/zero of={disk}/ballast bs=1k count=3900 status=none"
-    daemon = Daemon(config, wrap=lambda argv: within([small_disk(disk, 4096), ballast], argv))
+    daemon = _daemon_on_a_small_disk(tmp_path, "quarantine.jsonl", kilobytes=4096, free=196)
     bad = [
         f'{{"timestamp": "bad {i:05d}", "model": "m", "pad": "{"x" * 100}"}}\n' for i in range(3000)
     ]
