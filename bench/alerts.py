@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from alerting.engine import Engine
 from alerting.outbox import Outbox
 from alerting.rules import load_rules
-from collector.alert_cache import AlertCache
-from collector.ledger import Ledger
+from collector.ledger.connection import Ledger
+from collector.readers.alerts.cache import AlertCache
 from schemas.alerting import RootRoute
 from schemas.rules import RulesFile
 

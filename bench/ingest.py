@@ -285,7 +285,7 @@ def _command() -> list[str]:
     found = shutil.which("llm-collector")
     if found:
         return [found]
-    return [sys.executable, "-c", "from collector.cli import main; main()"]
+    return [sys.executable, "-c", "from collector.cli.main import main; main()"]
 
 
 @dataclass

@@ -5,9 +5,9 @@
 30M raw events are not generated: a report never reads raw events of a closed month, it reads
 tier rows. So the tiers are filled as the rollup would leave them: a few real hours of
 ``--per-day / 24`` calls (times a diurnal factor; the same generator as bench/rollup.py) are
-ingested into a scratch ledger and rolled by `collector.rollup.Roller` into 1h rows with their
+ingested into a scratch ledger and rolled by `collector.tiers.rollup.Roller` into 1h rows with their
 latency sketches; those rows, hour after hour, fill the 1h tier from August to November 2026
-(each local hour takes the sampled hour of its time of day) through `collector.tiers
+(each local hour takes the sampled hour of its time of day) through `collector.tiers.store
 .write_window`; the Roller rolls them into 1d and 1mo, and retention deletes what its defaults
 would have (1h older than 30 days). Then ``llm-collector report monthly --date 2026-11-15`` runs
 as a child process: its wall clock and peak RSS are printed.
@@ -31,12 +31,12 @@ from zoneinfo import ZoneInfo
 
 from rollup import template  # bench/rollup.py (this script's directory comes first on sys.path)
 
-from collector.ledger import Batch, Ledger
-from collector.retention import Retention
-from collector.rollup import Roller
-from collector.tiers import Aggregate, Group, merge_rows, read_window_rows, write_window
+from collector.ledger.connection import Batch, Ledger
+from collector.tiers.retention import Retention
+from collector.tiers.rollup import Roller
+from collector.tiers.store import Aggregate, Group, merge_rows, read_window_rows, write_window
+from collector.tiers.windows import HOUR_US, Calendar
 from collector.timespec import to_us
-from collector.windows import HOUR_US, Calendar
 from schemas.config import CollectorConfig
 
 ZONE = ZoneInfo("Europe/Berlin")
@@ -105,7 +105,7 @@ def run_report(workdir: Path, ledger: Path) -> dict[str, float]:
     """``llm-collector report monthly`` for November as a child: wall s, CPU s, peak RSS MB."""
     config = workdir / "collector.yaml"
     config.write_text(f"timezone: {ZONE.key}\nledger: {{path: '{ledger}'}}\n")
-    command = [sys.executable, "-c", "from collector.cli import main; main()", "report",
+    command = [sys.executable, "-c", "from collector.cli.main import main; main()", "report",
                "monthly", "--date", "2026-11-15", "--config", str(config),
                "--out", str(workdir / "out")]  # fmt: skip
     started = time.perf_counter()

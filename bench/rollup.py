@@ -28,8 +28,8 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from collector.ledger import Ledger
-from collector.parsing import CALL_COLUMNS, SCORE_COLUMNS
+from collector.ingest.parsing import CALL_COLUMNS, SCORE_COLUMNS
+from collector.ledger.connection import Ledger
 from collector.timespec import to_us
 
 TARGET_S_PER_DAY = 10.0
@@ -146,7 +146,7 @@ def measure(workdir: Path, days: int, per_day: int, seed: int) -> dict:
     command = [
         sys.executable,
         "-c",
-        "from collector.cli import main; main()",
+        "from collector.cli.main import main; main()",
         "rollup",
         "--json",
         "--config",

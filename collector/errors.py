@@ -1,4 +1,4 @@
-"""The collector's own errors: each message says what failed, on which file, and what to do.
+"""Describing errors in one line: what failed, on which file, and what to do.
 
 The command line prints a `CollectorError` as one line (no traceback); so does the daemon
 when it cannot start.
@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 
-
-class CollectorError(RuntimeError):
-    """A failure the user can act on; ``str(error)`` is the whole, one-line explanation."""
+from schemas.errors import CollectorError
 
 
 def describe(error: BaseException, ledger: object = None) -> str:

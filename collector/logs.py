@@ -21,8 +21,9 @@ from urllib.parse import urlsplit
 import click
 import orjson
 
-from collector.errors import CollectorError, describe
+from collector.errors import describe
 from schemas.config import CollectorConfig
+from schemas.errors import CollectorError
 
 MASK = "********"
 LOG_FORMATS = ("console", "json")

@@ -11,7 +11,8 @@ import logging
 import sqlite3
 from dataclasses import dataclass
 
-from collector.errors import CollectorError, describe
+from collector.errors import describe
+from schemas.errors import CollectorError
 
 EXPECTED = (CollectorError, OSError, sqlite3.Error)
 """Failures of the files, the disk or the ledger: described in one line, no traceback."""

@@ -12,6 +12,26 @@ from collections.abc import Sequence
 
 from alerting.db import transaction
 
+SCHEMA: tuple[str, ...] = (
+    # v6: the sent-log of scheduled reports (reports.sentlog): one row per report kind,
+    # period and channel (files, email, slack); sent_us is set once the channel took it,
+    # a failure moves due_us on by the retry interval.
+    """
+    CREATE TABLE report_log (
+        kind TEXT NOT NULL,
+        period TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        created_us INTEGER NOT NULL,
+        due_us INTEGER NOT NULL,
+        sent_us INTEGER,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        PRIMARY KEY (kind, period, channel)
+    );
+    """,
+)
+"""The sent-log's table in the ledger, migrated by collector.ledger.migrations."""
+
 Key = tuple[str, str]
 """(report kind, period label)."""
 

@@ -1,7 +1,7 @@
 """Trace events: the input contract, one JSON object per line (see DESIGN.md).
 
 The models accept the aliases real producers write (OpenAI ``usage``, OpenTelemetry
-``gen_ai.*`` attributes, second-based durations); `collector.parsing` turns a validated
+``gen_ai.*`` attributes, second-based durations); `collector.ingest.parsing` turns a validated
 model into a ledger row and derives what the line left out.
 """
 
@@ -149,7 +149,7 @@ class LlmCall(_EventBase):
         None, validation_alias=_aliases("latency_s", "duration_seconds", "duration_s")
     )
     status: Text | None = None
-    # A dimension, but repaired by `collector.parsing`, which also takes it from ``error``.
+    # A dimension, but repaired by `collector.ingest.parsing`, which also takes it from ``error``.
     error_type: Text | None = Field(None, validation_alias=_aliases("error_type", "error.type"))
     error: Any = None
     user_id: Text | None = None

@@ -1,15 +1,12 @@
 """The shipped examples stay true: the config loads and documents every option."""
 
-from pathlib import Path
-
 import yaml
 from pydantic import BaseModel
 
 from collector.configfile import load_config
 from examples.generate_trace import generate
 from schemas.config import CollectorConfig
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+from tests.paths import EXAMPLES
 
 
 def _keys(model: type[BaseModel], data: dict, prefix: str = "") -> list[tuple[str, str]]:

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 from alerting.engine import Engine
 from alerting.outbox import Outbox
-from collector.alert_cache import AlertCache
-from collector.ledger import Ledger
+from collector.ledger.connection import Ledger
+from collector.readers.alerts.cache import AlertCache
 from schemas.alerting import AlertingConfig
 from schemas.rules import RulesFile
 

@@ -1,14 +1,11 @@
 """The ``alerting`` section: the example documents the defaults; bad receivers are named."""
 
-from pathlib import Path
-
 import pytest
 from pydantic import ValidationError
 
 from collector.configfile import load_config
 from schemas.alerting import AlertingConfig, EmailReceiver, SlackReceiver
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+from tests.paths import EXAMPLES
 
 
 def test_example_alerting_section_is_the_defaults():

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from alerting.clock import from_us, to_us, us
 from alerting.silences import Silences
-from collector.ledger import Ledger
+from collector.ledger.connection import Ledger
 from schemas.alerting import Silence
 
 EPOCH_DAY = date(1970, 1, 1).toordinal()

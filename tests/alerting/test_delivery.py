@@ -9,7 +9,12 @@ import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 
 from aiosmtpd.controller import Controller
-from alert_harness import (
+
+from alerting.delivery import build_notifiers
+from alerting.notifiers import NotifyError
+from collector.ledger.connection import Ledger
+from schemas.alerting import AlertingConfig
+from tests.alerting.alert_harness import (
     SECOND,
     T0,
     Clock,
@@ -20,14 +25,9 @@ from alert_harness import (
     rules_of,
     run_lanes,
 )
-from fake_slack import FakeSlack
-from test_email import Inbox, free_port
-from test_notify import ERRORS, config
-
-from alerting.delivery import build_notifiers
-from alerting.notifiers import NotifyError
-from collector.ledger import Ledger
-from schemas.alerting import AlertingConfig
+from tests.alerting.fake_slack import FakeSlack
+from tests.alerting.test_email import Inbox, free_port
+from tests.alerting.test_notify import ERRORS, config
 
 
 class Blocked:

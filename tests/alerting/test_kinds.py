@@ -3,9 +3,8 @@
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from alert_harness import MINUTE, SECOND, T0, add_calls, engine_for, rules_of
-
 from alerting.kinds import period_bounds
+from tests.alerting.alert_harness import MINUTE, SECOND, T0, add_calls, engine_for, rules_of
 
 HOUR = 60 * MINUTE
 DAY = 24 * HOUR

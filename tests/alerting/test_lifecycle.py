@@ -1,6 +1,6 @@
 """Lifecycle on an injected clock: pending, firing, keep_firing_for, resolved, errors, restarts."""
 
-from alert_harness import MINUTE, SECOND, T0, add_calls, engine_for, rules_of
+from tests.alerting.alert_harness import MINUTE, SECOND, T0, add_calls, engine_for, rules_of
 
 P95 = """
 rules:

@@ -3,7 +3,9 @@
 from datetime import UTC, datetime
 
 import orjson
-from alert_harness import (
+
+from schemas.alerting import AlertingConfig
+from tests.alerting.alert_harness import (
     MINUTE,
     SECOND,
     T0,
@@ -14,8 +16,6 @@ from alert_harness import (
     engine_for,
     rules_of,
 )
-
-from schemas.alerting import AlertingConfig
 
 ERRORS = """
 rules:

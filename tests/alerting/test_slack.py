@@ -3,7 +3,6 @@
 import asyncio
 
 import pytest
-from fake_slack import FakeSlack
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -11,6 +10,7 @@ from alerting.message import Notification, describe, label_text
 from alerting.notifiers import NotifyError
 from alerting.notifiers.slack import SlackNotifier
 from schemas.alerting import SlackReceiver
+from tests.alerting.fake_slack import FakeSlack
 
 ALERT = {
     "status": "firing",

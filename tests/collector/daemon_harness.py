@@ -66,7 +66,7 @@ def write_config(tmp_path: Path, port: int, extra: str = "", ingest: str = INGES
 
 def command(*args: str) -> list[str]:
     """``llm-collector ARGS`` with this interpreter."""
-    return [sys.executable, "-c", "from collector.cli import main; main()", *args]
+    return [sys.executable, "-c", "from collector.cli.main import main; main()", *args]
 
 
 class Daemon:

@@ -6,10 +6,10 @@ import math
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from collector.ledger import Batch, Ledger
-from collector.parsing import CALL_COLUMNS, SCORE_COLUMNS
-from collector.retention import Retention
-from collector.rollup import Roller
+from collector.ingest.parsing import CALL_COLUMNS, SCORE_COLUMNS
+from collector.ledger.connection import Batch, Ledger
+from collector.tiers.retention import Retention
+from collector.tiers.rollup import Roller
 from collector.timespec import to_us
 from schemas.config import TiersConfig
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import orjson
 
-from collector.ledger import Ledger
-from collector.pipeline import build_tailer, configured_sources
-from collector.tailing import Tailer
+from collector.ingest.pipeline import build_tailer, configured_sources
+from collector.ingest.tailing import Tailer
+from collector.ledger.connection import Ledger
 from schemas.config import CollectorConfig
 
 ROTATE_WAIT = 5.0
@@ -85,7 +85,7 @@ def make_config(root: Path, pattern: str, start_at: str = "beginning", **ingest)
 
 
 def make_tailer(config: CollectorConfig, ledger: Ledger, clock: Clock) -> Tailer:
-    """`collector.pipeline.build_tailer` with the fake clock."""
+    """`collector.ingest.pipeline.build_tailer` with the fake clock."""
     return build_tailer(config, ledger, configured_sources(config), clock=clock)
 
 

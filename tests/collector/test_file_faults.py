@@ -9,7 +9,8 @@ import subprocess
 import sys
 
 import pytest
-from daemon_harness import (
+
+from tests.collector.daemon_harness import (
     Daemon,
     command,
     free_port,
@@ -18,7 +19,7 @@ from daemon_harness import (
     wait_for,
     write_config,
 )
-from mount_namespace import beside, needs_mounts, read_only, small_disk, within
+from tests.collector.mount_namespace import beside, needs_mounts, read_only, small_disk, within
 
 LINE = line_template()
 BAD = '{"timestamp": "not a time", "model": "m"}\n'

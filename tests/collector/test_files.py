@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from collector import files
-from collector.cli import main
-from collector.ledger import Ledger
+from collector.cli.main import main
+from collector.ledger.connection import Ledger
 
 LINES = (
     b'{"timestamp": "2026-11-20T10:00:00Z", "model": "m", "tenant_id": "acme"}\n'

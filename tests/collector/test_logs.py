@@ -10,18 +10,15 @@ import sys
 import threading
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
-from daemon_harness import Daemon, command, free_port, wait_for, write_config
 
 from collector.logs import MASK, JsonFormatter, Redactor
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "alerting"))
-from fake_slack import FakeSlack
+from tests.alerting.fake_slack import FakeSlack
+from tests.collector.daemon_harness import Daemon, command, free_port, wait_for, write_config
 
 INFLUX_TOKEN = "influx-T0KEN-4b1c9e7d2a"
 SMTP_PASSWORD = "smtp-PASSW0RD-77f3"

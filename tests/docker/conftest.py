@@ -4,8 +4,9 @@ once over every query."""
 import json
 
 import pytest
-from docker_stack import GRAFANA, container_config, load_generator, written_by
-from flux_checker import BROKEN, check
+
+from tests.docker.docker_stack import GRAFANA, container_config, load_generator, written_by
+from tests.docker.flux_checker import BROKEN, check
 
 
 def dashboard_queries() -> dict[str, str]:

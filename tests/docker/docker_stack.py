@@ -18,15 +18,15 @@ import orjson
 import yaml
 
 from collector.configfile import load_config
-from collector.content import ContentPolicy
-from collector.ledger import Batch, Ledger
-from collector.parsing import LineParser
-from collector.pipeline import build_outbox
-from collector.pricing import Pricer
-from collector.rollup import Roller
+from collector.ingest.content import ContentPolicy
+from collector.ingest.parsing import LineParser
+from collector.ingest.pipeline import build_outbox
+from collector.ingest.pricing import Pricer
+from collector.ledger.connection import Batch, Ledger
+from collector.tiers.rollup import Roller
 from schemas.config import CollectorConfig
+from tests.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"
 GRAFANA = DOCKER / "grafana"
 VARIABLE = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")

@@ -6,7 +6,8 @@ import shutil
 import subprocess
 
 import pytest
-from docker_stack import ROOT
+
+from tests.docker.docker_stack import ROOT
 
 CHECKER = ROOT / "tests" / "docker" / "flux_check.mjs"
 LSP_PACKAGE = ROOT / "tests" / "docker" / "node_modules" / "@influxdata" / "flux-lsp-browser"

@@ -7,7 +7,9 @@ from datetime import timedelta
 from pathlib import PurePosixPath
 
 import yaml
-from docker_stack import (
+
+from schemas.durations import parse_duration
+from tests.docker.docker_stack import (
     DOCKER,
     GRAFANA,
     VARIABLE,
@@ -16,8 +18,6 @@ from docker_stack import (
     container_config,
     env_example,
 )
-
-from schemas.durations import parse_duration
 
 SERVICES = {"influxdb", "grafana", "collector", "mailpit"}
 VOLUMES = {"influxdb-data", "influxdb-config", "grafana-data", "ledger"}

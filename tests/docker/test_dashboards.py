@@ -5,10 +5,10 @@ import json
 import re
 
 import yaml
-from docker_stack import DOCKER, GRAFANA, ROOT, compose, container_config
 
 from alerting.rules import load_rules
 from schemas.rules import BudgetRule
+from tests.docker.docker_stack import DOCKER, GRAFANA, ROOT, compose, container_config
 
 TITLES = {
     "overview.json": "LLM: Overview",

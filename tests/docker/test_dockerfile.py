@@ -9,7 +9,7 @@ import sys
 import threading
 from contextlib import contextmanager
 
-from docker_stack import DOCKER, ROOT, container_config
+from tests.docker.docker_stack import DOCKER, ROOT, container_config
 
 STAGE_BASE = "python:3.12-slim"
 

@@ -1,7 +1,7 @@
 """Every Flux query of the dashboards parses and type-checks in the WASM Flux language server
 (@influxdata/flux-lsp-browser), with Grafana's ``v`` record and the dashboard variables bound."""
 
-from flux_checker import BROKEN
+from tests.docker.flux_checker import BROKEN
 
 
 def test_every_dashboard_query_type_checks(queries, flux_diagnostics):

@@ -37,7 +37,7 @@ pytestmark = pytest.mark.skipif(
     reason="live InfluxDB suite: set " + ", ".join(ENV),
 )
 
-CLI = [sys.executable, "-c", "from collector.cli import main; main()"]
+CLI = [sys.executable, "-c", "from collector.cli.main import main; main()"]
 TIERS = ("raw", "1h", "1d", "1mo")
 DAY = 86400
 DEFAULT_RETENTION = {"raw": 7 * DAY, "1h": 30 * DAY, "1d": 365 * DAY, "1mo": 0}

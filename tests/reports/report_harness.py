@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import trustme
 from aiosmtpd.controller import Controller
 
-from collector.report_reader import LedgerReportReader
+from collector.readers.reports import LedgerReportReader
 from reports.archive import Rendered
 from reports.charts import draw
 from reports.gather import gather

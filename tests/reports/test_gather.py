@@ -5,7 +5,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from collector.summary import summarize
+from collector.tiers.raw_summary import summarize
 from reports import fmt, markdown
 from reports.gather import gather
 from reports.model import OTHER

@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from collector.configfile import ConfigError, load_config
-from collector.lineprotocol import LineEncoder
-from collector.parsing import SCORE_COLUMNS
+from collector.ingest.parsing import SCORE_COLUMNS
+from collector.sinks.influx.lineprotocol import LineEncoder
 from schemas.config import ALLOWED_DIMENSIONS, CollectorConfig, InfluxConfig, PriceOverride
 
 

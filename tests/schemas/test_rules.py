@@ -1,13 +1,10 @@
 """The rules file: the shipped defaults load; typos and impossible combinations are named."""
 
-from pathlib import Path
-
 import pytest
 
 from alerting.rules import RulesError, load_rules
 from schemas.rules import BudgetRule, ChangeRule, ThresholdRule
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+from tests.paths import EXAMPLES
 
 
 def error_of(tmp_path, text):

@@ -1,0 +1,1 @@
+"""The `llm-collector` command line."""

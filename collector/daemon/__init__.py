@@ -1,0 +1,1 @@
+"""`llm-collector run`: the daemon, its scheduled jobs, /healthz and /metrics."""

@@ -1,0 +1,1 @@
+"""Reading trace files: tailing across rotation, parsing, pricing, content policy, quarantine."""

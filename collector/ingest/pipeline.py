@@ -1,0 +1,90 @@
+"""Wiring the ingest path from the configuration: sources -> tailer -> parser -> ledger."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from zoneinfo import ZoneInfo
+
+from collector.ingest.chunks import ChunkParser
+from collector.ingest.content import ContentPolicy
+from collector.ingest.parsing import LineParser
+from collector.ingest.pricing import Pricer
+from collector.ingest.quarantine import QuarantineFile
+from collector.ingest.tailing import Source, Tailer
+from collector.ingest.timerange import TimeRange
+from collector.ledger.connection import Batch, Ledger
+from collector.ledger.writer_lock import acquire
+from collector.sinks.influx.lineprotocol import LineEncoder
+from collector.sinks.influx.outbox import Feed, Outbox, raw_feeds, rollup_feeds
+from schemas.config import CollectorConfig
+
+
+def configured_sources(config: CollectorConfig) -> list[Source]:
+    return [Source(s.path, ZoneInfo(s.timezone), s.start_at) for s in config.sources]
+
+
+def open_for_writing(config: CollectorConfig, command: str) -> Ledger:
+    """The ledger of a process that writes events (``command``, e.g. "llm-collector run"):
+    its writer lock held, the file checked. Raises a `CollectorError` saying what to do."""
+    acquire(config.ledger.path, command)
+    return Ledger(config.ledger.path, check=True)
+
+
+def build_tailer(
+    config: CollectorConfig,
+    ledger: Ledger,
+    sources: list[Source],
+    *,
+    on_progress: Callable[[int], None] | None = None,
+    on_commit: Callable[[Batch], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> Tailer:
+    overrides, content = config.pricing.overrides, config.content
+    policy = ContentPolicy(content)
+    quarantine = QuarantineFile(config.quarantine.path, config.quarantine.keep_bytes, policy)
+    quarantine.open()  # an unusable quarantine stops a writer at start, not at its first bad line
+    chunks = ChunkParser(
+        LineParser(Pricer(overrides), policy, TimeRange.from_config(config.ingest.timestamps)),
+        config.ingest.max_line_bytes,
+        workers=config.ingest.parse_workers,
+    )
+    return Tailer(
+        ledger,
+        sources,
+        chunks,
+        quarantine,
+        max_line_bytes=config.ingest.max_line_bytes,
+        rotate_wait=config.ingest.rescan_interval.total_seconds(),
+        on_progress=on_progress,
+        on_commit=on_commit,
+        clock=clock,
+    )
+
+
+def build_outbox(config: CollectorConfig, ledger: Ledger) -> Outbox | None:
+    """The InfluxDB outbox, or None when no ``influx`` section is configured."""
+    if config.influx is None:
+        return None
+    from collector.sinks.influx.writer import (
+        InfluxWriter,  # influxdb-client takes a third of a second
+    )
+
+    writer = InfluxWriter(config.influx)
+    return Outbox(
+        ledger,
+        writer,
+        build_feeds(config),
+        batch_size=config.influx.batch_size,
+        max_backoff=config.influx.max_backoff.total_seconds(),
+    )
+
+
+def build_feeds(config: CollectorConfig) -> list[Feed]:
+    """The outbox's feeds (raw events, then each rollup tier); none without ``influx``."""
+    if config.influx is None:
+        return []
+    times = TimeRange.from_config(config.ingest.timestamps)
+    encoder = LineEncoder(config.dimensions, config.influx.instance, times)
+    feeds = raw_feeds(config.influx.buckets.raw, encoder, config.tiers.retention.get("raw"))
+    return feeds + rollup_feeds(config.influx.buckets.for_tier, encoder)

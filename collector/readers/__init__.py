@@ -1,0 +1,1 @@
+"""The ledger read for alerting and reports, through their read interfaces."""

@@ -1,0 +1,131 @@
+"""The reports' `ReportReader` over the ledger: tier rows where rolled, finer data elsewhere.
+
+A tier is up to date before its earliest outstanding mark: an hour ingest marked pending, or a
+day or month whose rows below it changed since it was rolled. Rows of the asked tier cover the
+span up to there; the rest comes from the next finer tier, and below 1h from the raw events
+grouped per hour window, so a report of a period that is still open (or was never rolled)
+counts every event once.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+
+from collector.tiers.rawrollup import raw_groups
+from collector.tiers.sketch import ensure_math_functions
+from collector.tiers.store import METRIC_COLUMNS, Aggregate, aggregate_from_row
+from collector.tiers.summary import metrics
+from collector.tiers.windows import HOUR_US, Calendar
+from reports.reader import Row
+
+FINER = {"1mo": "1d", "1d": "1h", "1h": "raw"}
+_ROLLED = ("1h", "1d", "1mo")
+_NEVER = 1 << 62
+_ALERT_LOOKBACK_US = 35 * 24 * HOUR_US
+"""How far before a period a firing notice is looked for (repeats come every few hours)."""
+
+
+class LedgerReportReader:
+    """Reads a ledger connection of its own; ``dimensions`` are the tiers' grouping."""
+
+    def __init__(self, db: sqlite3.Connection, zone: ZoneInfo, dimensions: Sequence[str]) -> None:
+        ensure_math_functions(db)
+        self.db = db
+        self.calendar = Calendar(zone)
+        self.dimensions = tuple(dimensions)
+
+    def empty(self) -> Aggregate:
+        return Aggregate()
+
+    def metrics(self, cell: Aggregate) -> dict[str, Any]:
+        return metrics(cell)
+
+    def rows(self, start_us: int, end_us: int, tier: str, by: Sequence[str]) -> Iterator[Row]:
+        cut = min(end_us, max(start_us, self.fresh_until(tier)))
+        if cut > start_us:
+            yield from self._tier_rows(tier, start_us, cut, by)
+        if cut < end_us:
+            finer = FINER[tier]
+            if finer == "raw":
+                yield from self._raw_rows(cut, end_us, by)
+            else:
+                yield from self.rows(cut, end_us, finer, by)
+
+    def fresh_until(self, tier: str) -> int:
+        """Windows of ``tier`` starting before this are rolled and up to date."""
+        (hour,) = self.db.execute("SELECT min(hour) FROM rollup_pending").fetchone()
+        fresh = _NEVER if hour is None else self.calendar.hour(hour * HOUR_US).start_us
+        for above in _ROLLED[1 : _ROLLED.index(tier) + 1]:
+            if fresh != _NEVER:
+                fresh = self.calendar.window(above, fresh).start_us
+            (dirty,) = self.db.execute(
+                "SELECT min(window_start_us) FROM rollup_dirty WHERE tier = ?", (above,)
+            ).fetchone()
+            if dirty is not None:
+                fresh = min(fresh, dirty)
+        return fresh
+
+    def _tier_rows(self, tier: str, start_us: int, end_us: int, by: Sequence[str]) -> Iterator[Row]:
+        select = "".join(f"{name}, " for name in by)
+        rows = self.db.execute(
+            f"SELECT window_start_us, {select}{', '.join(METRIC_COLUMNS)}, latency_sketch"
+            " FROM rollups WHERE tier = ? AND window_start_us >= ? AND window_start_us < ?",
+            (tier, start_us, end_us),
+        )
+        width = len(by) + 1
+        for row in rows:
+            yield row[0], tuple(row[1:width]), aggregate_from_row(row[width:])
+
+    def _raw_rows(self, start_us: int, end_us: int, by: Sequence[str]) -> Iterator[Row]:
+        window = self.calendar.hour(start_us)
+        while window.start_us < end_us:
+            groups = raw_groups(self.db, by, window.start_us, window.end_us)
+            for group, aggregate in groups.values():
+                yield window.start_us, tuple(group.dimensions[name] for name in by), aggregate
+            window = self.calendar.hour(window.end_us)
+
+    def alerts(self, start_us: int, end_us: int) -> list[dict[str, Any]]:
+        episodes: dict[tuple[str, int], dict[str, Any]] = {}
+        notices = self.db.execute(
+            "SELECT alert_key, payload FROM notifications WHERE created_us >= ? AND created_us < ?"
+            " ORDER BY id",
+            (start_us - _ALERT_LOOKBACK_US, end_us),
+        )
+        for key, payload in notices:
+            notice = orjson.loads(payload)
+            if notice["starts_us"] is not None:
+                episode = episodes.setdefault((key, notice["starts_us"]), _episode(notice))
+                episode["value"] = notice["value"]
+                episode["resolved_us"] = notice["ends_us"]
+        firing = self.db.execute(
+            "SELECT labels, fired_us, value, summary FROM alert_state WHERE state = 'firing'"
+            " AND fired_us < ?",
+            (end_us,),
+        )
+        for key, fired_us, value, summary in firing:
+            notice = {"labels": orjson.loads(key), "starts_us": fired_us, "ends_us": None}
+            episodes[(key, fired_us)] = _episode(notice | {"value": value, "summary": summary})
+        found = [
+            e
+            for e in episodes.values()
+            if e["fired_us"] < end_us and (e["resolved_us"] is None or e["resolved_us"] >= start_us)
+        ]
+        return sorted(found, key=lambda e: (e["fired_us"], e["alertname"]))
+
+
+def _episode(notice: dict[str, Any]) -> dict[str, Any]:
+    labels = dict(notice["labels"])
+    return {
+        "alertname": labels.pop("alertname", ""),
+        "severity": labels.pop("severity", ""),
+        "labels": labels,
+        "fired_us": notice["starts_us"],
+        "resolved_us": notice["ends_us"],
+        "value": notice.get("value"),
+        "summary": notice.get("summary") or "",
+    }

@@ -1,0 +1,1 @@
+"""Where the ledger's rows are sent."""
