@@ -5,23 +5,31 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 
 from schemas.durations import Duration
+from schemas.section import SECTION_CONFIG
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True, populate_by_name=True)
+    model_config = SECTION_CONFIG
 
 
 class SlackReceiver(_Section):
     """An incoming webhook, or a bot token and a channel for ``chat.postMessage``."""
 
     webhook_url: SecretStr | None = None
+    """An incoming webhook URL (``https://hooks.slack.com/services/...``)."""
     bot_token: SecretStr | None = None
+    """A bot token (``xoxb-...``) for ``chat.postMessage``, instead of a webhook."""
     channel: str | None = None
-    base_url: str = Field("https://slack.com/api/", description="Web API root (bot token).")
-    timeout: Duration = Field("10s")
+    """The channel a bot token posts to (``#oncall`` or an id)."""
+    base_url: str = "https://slack.com/api/"
+    """Root of Slack's Web API, for ``chat.postMessage`` with a bot token (a proxy or a test
+    server)."""
+    timeout: Duration = timedelta(seconds=10)
+    """One request's time limit; a message that timed out is sent again after
+    ``alerting.retry_interval``."""
 
     @model_validator(mode="after")
     def _one_way(self) -> SlackReceiver:
@@ -36,20 +44,28 @@ class EmailReceiver(_Section):
     """SMTP with STARTTLS (port 587) or implicit TLS (``tls: true``, port 465)."""
 
     host: str
+    """The SMTP server."""
     port: int = Field(587, ge=1, le=65535)
+    """Its port: 587 for STARTTLS, 465 for implicit TLS, 25 for a local relay."""
     starttls: bool = True
+    """Upgrade the connection with STARTTLS."""
     tls: bool = False
+    """Implicit TLS from the first byte (port 465) instead of STARTTLS."""
     username: str | None = None
+    """AUTH user; needs ``password``, and ``starttls`` or ``tls``."""
     password: SecretStr | None = None
+    """AUTH password."""
     sender: str
+    """The From address."""
     to: list[str] = Field(min_length=1)
+    """Recipients of alert notifications (reports name their own)."""
     ca_file: Path | None = None
-    timeout: Duration = Field("10s")
-    allow_plaintext_auth: bool = Field(
-        False,
-        description="Allow AUTH with neither starttls nor tls: the password crosses the"
-        " network in clear (only for a local relay).",
-    )
+    """A CA bundle (PEM) to trust, for a server with a private certificate."""
+    timeout: Duration = timedelta(seconds=10)
+    """Time limit of the connection and of each SMTP command."""
+    allow_plaintext_auth: bool = False
+    """Allow AUTH with neither ``starttls`` nor ``tls``: the password crosses the network in
+    clear (only for a relay on localhost)."""
 
     @property
     def plaintext_auth(self) -> bool:
@@ -75,6 +91,7 @@ class Receiver(_Section):
     """A named destination with exactly one of slack, email or console."""
 
     name: str
+    """The name routes, ``notify test`` and ``reports`` refer to."""
     slack: SlackReceiver | None = None
     email: EmailReceiver | None = None
     console: ConsoleReceiver | None = None
@@ -96,11 +113,17 @@ class _RouteSettings(_Section):
     """Where and how alerts are sent; unset settings are inherited from the parent route."""
 
     receiver: str | None = None
+    """The receiver of the alerts this route takes."""
     group_by: list[str] | None = None
+    """Alerts with equal values of these labels go out together in one message."""
     group_wait: Duration | None = None
+    """How long a new group waits for more alerts before its first message."""
     group_interval: Duration | None = None
+    """How long after a group's message before the next one with changes."""
     repeat_interval: Duration | None = None
+    """How often a still-firing alert is sent again."""
     send_resolved: bool | None = None
+    """Also tell the receiver when an alert resolves (only receivers told it fired)."""
 
 
 class Route(_RouteSettings):
@@ -108,42 +131,67 @@ class Route(_RouteSettings):
     says ``continue: true``."""
 
     match: dict[str, str] = {}
+    """Labels and the values they must equal for this route to take an alert."""
     continue_: bool = Field(False, alias="continue")
+    """Let the following sibling routes take the alert too."""
     routes: list[Route] = []
+    """Child routes of this one, matched in order."""
 
 
 class RootRoute(_RouteSettings):
     """The top of the route tree, taking every alert; its settings are the defaults."""
 
     receiver: str | None = "console"
+    """The receiver of every alert no child route takes."""
     group_by: list[str] | None = ["alertname"]
+    """Alerts with equal values of these labels go out together in one message."""
     group_wait: Duration | None = timedelta(seconds=30)
+    """How long a new group waits for more alerts before its first message."""
     group_interval: Duration | None = timedelta(minutes=5)
+    """How long after a group's message before the next one with changes."""
     repeat_interval: Duration | None = timedelta(hours=4)
+    """How often a still-firing alert is sent again."""
     send_resolved: bool | None = True
+    """Also tell the receiver when an alert resolves (only receivers told it fired)."""
     routes: list[Route] = []
+    """Child routes: the first whose ``match`` equals the alert's labels takes it (and the
+    next ones too when it says ``continue: true``); unset settings are inherited."""
 
 
 class Silence(_Section):
     """Alerts whose labels equal all ``matchers`` are not notified between the two times."""
 
     matchers: dict[str, str] = Field(min_length=1)
+    """Labels and the values they must equal."""
     starts_at: datetime | None = None
+    """When the silence begins; null = now."""
     ends_at: datetime
+    """When it ends (ISO time)."""
     comment: str = ""
+    """Why, for whoever reads ``silence list``."""
 
 
 class AlertingConfig(_Section):
     """Alert rules and where their notifications go."""
 
     rules_file: Path | None = None
-    evaluation_interval: Duration = Field("15s")
-    delivery_interval: Duration = Field("1s")
-    retry_interval: Duration = Field("30s")
+    """The rules file (``examples/rules.yaml`` holds the shipped defaults); null = no
+    alerting."""
+    evaluation_interval: Duration = timedelta(seconds=15)
+    """How often every rule is evaluated."""
+    delivery_interval: Duration = timedelta(seconds=1)
+    """How often the notification outbox is checked for messages that are due."""
+    retry_interval: Duration = timedelta(seconds=30)
+    """How long a receiver that failed (down, refused, timed out) is left before the next
+    attempt."""
     external_url: str | None = None
+    """A dashboard link put in every message (a button in Slack)."""
     receivers: list[Receiver] = []
+    """Where notifications can go; ``console`` (the daemon's stdout) always exists."""
     route: RootRoute = RootRoute()
     silences: list[Silence] = []
+    """Alerts matching a silence are evaluated but not notified until it ends (the CLI adds
+    more: ``llm-collector silence add``)."""
 
     @model_validator(mode="after")
     def _known_receivers(self) -> AlertingConfig:

@@ -1,7 +1,9 @@
 """The collector's configuration: one YAML file plus ``LLM_COLLECTOR_*`` environment overrides.
 
-Every option has a default, so an empty file (or none) is a working local setup; the annotated
-copy of every option lives in ``examples/collector.yaml`` and a test keeps the two in step.
+Every option has a default, so an empty file (or none) is a working local setup. Each option is
+documented by its attribute docstring, from which ``docs/generate.py`` writes
+``docs/configuration.md``; ``examples/collector.yaml`` shows every option, and tests keep the
+three in step.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     PlainSerializer,
     SecretStr,
@@ -29,6 +30,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from schemas.alerting import AlertingConfig
 from schemas.durations import Duration, format_duration, parse_duration
 from schemas.reports import ReportsConfig
+from schemas.section import SECTION_CONFIG
 
 ENV_PREFIX = "LLM_COLLECTOR_"
 ALLOWED_DIMENSIONS = (
@@ -48,10 +50,6 @@ series cardinality of every store downstream.
 """
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
-
-
 def _check_timezone(name: str) -> str:
     try:
         ZoneInfo(name)
@@ -65,21 +63,37 @@ def _check_timezone(name: str) -> str:
 TimeZoneName = Annotated[str, AfterValidator(_check_timezone)]
 
 
+class _Section(BaseModel):
+    model_config = SECTION_CONFIG
+
+
 class SourceConfig(_Section):
     """One glob of trace files to tail."""
 
-    path: str = Field(description="Glob of JSON-lines trace files, re-scanned for new files.")
+    path: str
+    """Glob of JSON-lines trace files, re-expanded every ``ingest.rescan_interval`` so that
+    files appearing later (and rotated files) are picked up."""
     start_at: Literal["beginning", "end"] = "beginning"
+    """Files present when the collector first looks at this source: read from their beginning,
+    or only what is written after that (``end``); later files are always read whole."""
     timezone: TimeZoneName = "UTC"
+    """Zone (IANA name) of timestamps written without an offset in these files."""
 
 
 class LedgerConfig(_Section):
+    """The embedded SQLite ledger: events, read positions, rollups, outboxes, alert state."""
+
     path: Path = Path("data/ledger.db")
+    """The ledger file, created when missing (with its directory, private to the user)."""
 
 
 class QuarantineConfig(_Section):
+    """Lines that fail validation: one JSON object each (source, offset, reason, the line)."""
+
     path: Path = Path("data/quarantine.jsonl")
-    keep_bytes: int = Field(4096, ge=64, description="How much of a bad line is kept.")
+    """The quarantine file (JSON lines), created when missing."""
+    keep_bytes: int = Field(4096, ge=64)
+    """How much of a rejected line is kept, after the content policy is applied."""
 
 
 INFLUX_EARLIEST = datetime(1677, 9, 22, tzinfo=UTC)
@@ -94,14 +108,12 @@ class TimestampsConfig(_Section):
     used to make its whole batch a dead letter.
     """
 
-    earliest: datetime = Field(
-        datetime(1970, 1, 1, tzinfo=UTC),
-        description="Events before this instant are quarantined (a date or time; UTC if naive).",
-    )
-    ahead: Duration = Field(
-        "1d",
-        description="Events later than the clock at parse time plus this are quarantined.",
-    )
+    earliest: datetime = datetime(1970, 1, 1, tzinfo=UTC)
+    """Events before this instant are quarantined (a date or an ISO time, UTC without an
+    offset; 1677-09-22 at the earliest)."""
+    ahead: Duration = timedelta(days=1)
+    """Events later than the clock at parse time plus this are quarantined (clock skew; at
+    most 365d)."""
 
     @field_validator("earliest")
     @classmethod
@@ -121,18 +133,22 @@ class TimestampsConfig(_Section):
 
 
 class IngestConfig(_Section):
+    """How trace files are read."""
+
     max_line_bytes: int = Field(1024 * 1024, ge=1024)
-    parse_workers: int | None = Field(
-        None, ge=0, description="Processes parsing big backlogs; default one per core, 0 = inline."
-    )
-    poll_interval: Duration = Field("500ms")
-    rescan_interval: Duration = Field("5s")
-    status_interval: Duration = Field("60s")
-    retry_max_interval: Duration = Field(
-        "30s",
-        description="After an error (a full disk, an unwritable quarantine file), reading"
-        " retries after poll_interval, doubling up to this; one log line per retry.",
-    )
+    """Longer lines are quarantined without being held in memory."""
+    parse_workers: int | None = Field(None, ge=0)
+    """Processes that parse big backlogs (chunks of 2,000 lines or more) while the main process
+    writes; null = one per CPU core, 0 = parse inline."""
+    poll_interval: Duration = timedelta(milliseconds=500)
+    """How often the daemon reads new lines."""
+    rescan_interval: Duration = timedelta(seconds=5)
+    """How often globs are re-expanded; also how long a rotated file is still read."""
+    status_interval: Duration = timedelta(seconds=60)
+    """How often the daemon logs its one-line status."""
+    retry_max_interval: Duration = timedelta(seconds=30)
+    """After an error (a full disk, an unwritable quarantine file) reading retries after
+    ``poll_interval``, the wait doubling up to this; one log line per retry, nothing lost."""
     timestamps: TimestampsConfig = TimestampsConfig()
 
 
@@ -140,19 +156,33 @@ class PriceOverride(_Section):
     """USD per million tokens; cache prices default to the input price."""
 
     input: float = Field(ge=0)
+    """Input tokens (cached ones included unless ``cache_read`` is set), USD per million."""
     output: float = Field(ge=0)
+    """Output tokens, USD per million."""
     cache_read: float | None = Field(None, ge=0)
+    """Tokens read from the prompt cache, USD per million; null = the input price."""
     cache_write: float | None = Field(None, ge=0)
+    """Tokens written to the prompt cache, USD per million; null = the input price."""
 
 
 class PricingConfig(_Section):
+    """How calls without ``cost_usd`` are priced: these overrides, then genai-prices."""
+
     overrides: dict[str, PriceOverride] = {}
+    """Prices by model name, for models genai-prices does not know or that you pay differently
+    for; they win over genai-prices."""
 
 
 class ContentConfig(_Section):
+    """Prompts, responses and the other content fields of a line, in the ledger and the
+    quarantine file."""
+
     store: bool = False
+    """Keep content at all; false drops it."""
     redact: bool = True
+    """With ``store``: mask e-mail addresses, card, US social security and phone numbers."""
     hash: bool = False
+    """With ``store``: keep a ``sha256:`` hash instead of the text (not with ``redact``)."""
 
     @model_validator(mode="after")
     def _one_treatment(self) -> ContentConfig:
@@ -181,8 +211,17 @@ Retention = Annotated[
 class TiersConfig(_Section):
     """How long each tier is kept, and how long a closed window waits for late events."""
 
-    retention: dict[str, Retention] = {"raw": "7d", "1h": "30d", "1d": "365d", "1mo": "forever"}
-    grace: Duration = Field("5m")
+    retention: dict[str, Retention] = {
+        "raw": timedelta(days=7),
+        "1h": timedelta(days=30),
+        "1d": timedelta(days=365),
+        "1mo": None,
+    }
+    """How long each tier (raw, 1h, 1d, 1mo) is kept in the ledger, and the retention of its
+    InfluxDB bucket when created; ``forever`` keeps it. A tier is kept at least as long as the
+    tier it is rolled from."""
+    grace: Duration = timedelta(minutes=5)
+    """A window is rolled up once it has ended plus this long; later events roll it again."""
 
     @field_validator("retention")
     @classmethod
@@ -210,13 +249,13 @@ class ServerConfig(_Section):
     """The daemon's HTTP endpoint: ``/healthz`` and ``/metrics`` (Prometheus)."""
 
     listen: Annotated[str, AfterValidator(_check_listen)] = "127.0.0.1:9464"
+    """host:port to listen on; ``0.0.0.0:9464`` for every interface (containers), port 0 for
+    any free port (the daemon logs which)."""
     enabled: bool = True
-    metrics_max_label_values: int = Field(
-        100,
-        ge=1,
-        description="Values per dimension label on /metrics (the first seen since start);"
-        " calls with later values are counted under the value other.",
-    )
+    """false: no HTTP endpoint at all."""
+    metrics_max_label_values: int = Field(100, ge=1)
+    """Values per dimension label on /metrics (the first seen since start); calls with later
+    values are counted under the value ``other``, so totals stay exact."""
 
     def address(self) -> tuple[str, int]:
         """(host, port); brackets around an IPv6 host are removed."""
@@ -227,12 +266,14 @@ class ServerConfig(_Section):
 class InfluxBuckets(_Section):
     """One bucket per tier; each is created with the tier's retention when missing."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
     raw: str = "llm_raw"
+    """Bucket of the raw points (``llm_call``, ``llm_score``)."""
     hourly: str = Field("llm_1h", alias="1h")
+    """Bucket of the hourly rollups."""
     daily: str = Field("llm_1d", alias="1d")
+    """Bucket of the daily rollups."""
     monthly: str = Field("llm_1mo", alias="1mo")
+    """Bucket of the monthly rollups."""
 
     def for_tier(self, tier: str) -> str:
         return {"raw": self.raw, "1h": self.hourly, "1d": self.daily, "1mo": self.monthly}[tier]
@@ -261,26 +302,31 @@ class InfluxConfig(_Section):
     """InfluxDB 2.x; without this section the collector runs on the ledger alone."""
 
     url: str
+    """The server, e.g. ``http://127.0.0.1:8086``."""
     org: str
+    """The organisation (by name) that holds the buckets."""
     token: SecretStr | None = None
+    """The API token; better given as LLM_COLLECTOR_INFLUX__TOKEN or ``token_file``."""
     token_file: Path | None = None
+    """A file holding the token (a Docker or systemd secret), read at start-up."""
     buckets: InfluxBuckets = InfluxBuckets()
     batch_size: int = Field(5000, ge=1, le=100_000)
+    """Points per write request (gzip'd)."""
     verify_tls: bool = True
-    timeout: Duration = Field("10s")
-    max_pending: int = Field(
-        2_000_000, ge=1000, description="Points waiting before reading pauses."
-    )
+    """Check the server's TLS certificate."""
+    timeout: Duration = timedelta(seconds=10)
+    """One request's time limit."""
+    max_pending: int = Field(2_000_000, ge=1000)
+    """Points waiting for InfluxDB before reading the trace files pauses (a warning at 80%)."""
     create_buckets: bool = True
+    """Create missing buckets at start-up (the token needs read and write on buckets)."""
     instance: Annotated[str, AfterValidator(_check_instance)] = Field(
-        default_factory=socket.gethostname,
-        description="The instance tag on every point, so that collectors sharing buckets never"
-        " overwrite each other's points; stable and unique per collector.",
+        default_factory=socket.gethostname
     )
-    max_backoff: Annotated[Duration, AfterValidator(_check_backoff)] = Field(
-        "60s",
-        description="Longest wait between attempts to write; a longer Retry-After is cut to it.",
-    )
+    """The ``instance`` tag on every point (default: this host's name), so that collectors
+    sharing buckets never overwrite each other's points; stable and unique per collector."""
+    max_backoff: Annotated[Duration, AfterValidator(_check_backoff)] = timedelta(seconds=60)
+    """Longest wait between attempts to write; a server's longer Retry-After is cut to it."""
 
     @model_validator(mode="after")
     def _token_source(self) -> InfluxConfig:
@@ -309,14 +355,20 @@ class CollectorConfig(BaseSettings):
         # Not True: merging the default sections into the input would mark every default as
         # set by the user, so `content: {hash: true}` would clash with the default redact.
         nested_model_default_partial_update=False,
+        use_attribute_docstrings=True,
     )
 
     timezone: TimeZoneName = "UTC"
+    """Calendar and reporting time zone (IANA name): ``today``, daily and monthly windows,
+    budgets and report schedules use it."""
     sources: list[SourceConfig] = [SourceConfig(path="logs/trace*.jsonl")]
+    """Trace files to read; several sources are allowed."""
     ledger: LedgerConfig = LedgerConfig()
     quarantine: QuarantineConfig = QuarantineConfig()
     ingest: IngestConfig = IngestConfig()
     dimensions: list[str] = ["model", "provider", "task_type", "status"]
+    """Event fields to group by (and to tag InfluxDB points with): model, provider, task_type,
+    operation, status, error_type, tenant_id, agent_name; never ids."""
     pricing: PricingConfig = PricingConfig()
     content: ContentConfig = ContentConfig()
     tiers: TiersConfig = TiersConfig()

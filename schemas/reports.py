@@ -8,28 +8,35 @@ has it). Each schedule is off unless given.
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from schemas.alerting import AlertingConfig
 from schemas.durations import Duration
+from schemas.section import SECTION_CONFIG
+
+
+class _Section(BaseModel):
+    model_config = SECTION_CONFIG
+
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 KINDS = ("daily", "weekly", "monthly")
 _CLOCK = r"([01]\d|2[0-3]):([0-5]\d)"
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
-
-
 class _Schedule(_Section):
     """When a report is due and who gets it: ``to`` by email, ``slack`` a digest."""
 
     at: str
+    """When it is due, local to the top-level ``timezone``: ``"01:00"`` (daily),
+    ``"mon 02:00"`` (weekly), ``"1 03:00"`` (monthly, day 1 to 28)."""
     to: list[str] = []
-    slack: str | None = Field(None, description="A Slack receiver of alerting.receivers.")
+    """Email recipients (sent through ``reports.email_receiver``)."""
+    slack: str | None = None
+    """A Slack receiver of ``alerting.receivers`` that gets a short digest."""
 
     def clock(self) -> tuple[int, int]:
         """(hour, minute) of ``at``."""
@@ -38,6 +45,8 @@ class _Schedule(_Section):
 
 
 class DailySchedule(_Schedule):
+    """The calendar day before, due daily at ``at`` (``"01:00"``)."""
+
     @field_validator("at")
     @classmethod
     def _daily(cls, value: str) -> str:
@@ -47,6 +56,8 @@ class DailySchedule(_Schedule):
 
 
 class WeeklySchedule(_Schedule):
+    """The ISO week (Monday to Sunday) before, due at ``at`` (``"mon 02:00"``)."""
+
     @field_validator("at")
     @classmethod
     def _weekly(cls, value: str) -> str:
@@ -60,6 +71,8 @@ class WeeklySchedule(_Schedule):
 
 
 class MonthlySchedule(_Schedule):
+    """The month before, due at ``at`` (``"1 03:00"``: day of the month 1-28, time)."""
+
     @field_validator("at")
     @classmethod
     def _monthly(cls, value: str) -> str:
@@ -82,15 +95,22 @@ class ReportsConfig(_Section):
     """Scheduled summaries: archived under ``output_dir``, emailed, optionally a Slack digest."""
 
     output_dir: Path = Path("reports")
-    email_receiver: str | None = Field(
-        None, description="An email receiver of alerting.receivers: its SMTP settings."
-    )
+    """Files go to ``<output_dir>/daily/2026-11-20.md`` and ``.html``, ``weekly/2026-W47.*``,
+    ``monthly/2026-11.*``, with their charts (PNG) beside them."""
+    email_receiver: str | None = None
+    """The email receiver of ``alerting.receivers`` whose SMTP settings send the reports (its
+    own ``to`` is not used); null = no email."""
     daily: DailySchedule | None = None
     weekly: WeeklySchedule | None = None
     monthly: MonthlySchedule | None = None
-    grace: Duration = Field("6h", description="How late a missed report may still go out.")
+    grace: Duration = timedelta(hours=6)
+    """A report that fell due while the daemon was down still goes out after start-up if it
+    is at most this late; never twice (a sent-log in the ledger)."""
     top_n: int = Field(10, ge=1, le=100)
-    retry_interval: Duration = Field("5m")
+    """Rows per table (by task type, model, provider, tenant); the rest is summed in
+    ``(other)``."""
+    retry_interval: Duration = timedelta(minutes=5)
+    """How long after a failed delivery (SMTP or Slack down) it is tried again."""
 
     def schedules(self) -> dict[str, Schedule]:
         """The enabled schedules by kind."""
