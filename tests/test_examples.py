@@ -77,7 +77,8 @@ def test_example_config_with_every_part_turned_on_loads_and_shows_every_option(t
     assert kinds == ["slack", "slack", "email", "console"]
     assert sorted(config.reports.schedules()) == ["daily", "monthly", "weekly"]
     shown = set_paths(CollectorConfig, yaml.safe_load(enabled.read_text()))
-    assert sorted(option_paths(CollectorConfig) - shown) == []
+    missing = sorted(option_paths(CollectorConfig) - shown)
+    assert missing == [], f"examples/collector.yaml does not show {', '.join(missing)}"
 
 
 def test_turning_on_removes_only_the_hash_of_the_part_below_an_off_key():
