@@ -2,7 +2,9 @@
 complete (every option, every command)."""
 
 import importlib.util
+import re
 import sys
+from pathlib import Path
 from types import ModuleType
 
 import click
@@ -98,3 +100,30 @@ def test_every_command_and_option_is_on_the_cli_page(generator):
 
     walk(main, click.Context(main, info_name="llm-collector"))
     assert "| `--tier [raw\\|1h\\|1d\\|1mo]` |" in page
+
+
+LINK = re.compile(r"\]\(([^)#\s]+\.(?:md|yaml|png))(?:#([\w-]+))?\)")
+
+
+def anchors(path: Path) -> set[str]:
+    """GitHub's anchors of a Markdown file's headings."""
+    headings = re.findall(r"^#+ (.+)$", path.read_text(encoding="utf-8"), re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in headings}
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        ROOT / "README.md",
+        ROOT / "CONTRIBUTING.md",
+        ROOT / "bench" / "README.md",
+        *DOCS.glob("*.md"),
+    ],
+    ids=lambda page: str(page.relative_to(ROOT)),
+)
+def test_links_between_pages_reach_a_file_and_heading(page):
+    for target, anchor in LINK.findall(page.read_text(encoding="utf-8")):
+        path = (page.parent / target).resolve()
+        assert path.exists(), f"{page.name}: {target}"
+        if anchor:
+            assert anchor in anchors(path), f"{page.name}: {target}#{anchor}"
