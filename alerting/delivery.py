@@ -21,12 +21,11 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, TypeVar
+from typing import TypeVar
 
-import orjson
-
+from alerting import store
+from alerting.alert import AlertPayload
 from alerting.clock import wall_clock_us
-from alerting.db import transaction
 from alerting.message import Notification
 from alerting.notifiers import BlockingNotifier, Notifier, NotifyError
 from alerting.notifiers.console import ConsoleNotifier
@@ -60,7 +59,7 @@ class _Batch:
     receiver: str
     group_key: str
     rows: dict[str, list[int]] = field(default_factory=dict)
-    alerts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    alerts: dict[str, AlertPayload] = field(default_factory=dict)
 
     @property
     def ids(self) -> list[int]:
@@ -250,18 +249,14 @@ class Delivery:
 
     def _due(self, now_us: int, busy: set[str]) -> dict[str, list[_Batch]]:
         """The due groups of each receiver not in ``busy``, oldest first."""
-        rows = self.db.execute(
-            "SELECT id, receiver, group_key, alert_key, payload FROM notifications"
-            " WHERE sent_us IS NULL AND silenced_us IS NULL AND due_us <= ? ORDER BY id",
-            (now_us,),
-        )
         batches: dict[tuple[str, str], _Batch] = {}
-        for row_id, receiver, group_key, alert_key, payload in rows:
-            if receiver in busy:
+        for notice in store.due_notices(self.db, now_us):
+            if notice.receiver in busy:
                 continue
-            batch = batches.setdefault((receiver, group_key), _Batch(receiver, group_key))
-            batch.rows.setdefault(alert_key, []).append(row_id)
-            batch.alerts[alert_key] = orjson.loads(payload)
+            key = (notice.receiver, notice.group_key)
+            batch = batches.setdefault(key, _Batch(notice.receiver, notice.group_key))
+            batch.rows.setdefault(notice.alert_key, []).append(notice.id)
+            batch.alerts[notice.alert_key] = notice.payload
         by_receiver: dict[str, list[_Batch]] = {}
         for (receiver, _), batch in batches.items():
             by_receiver.setdefault(receiver, []).append(batch)
@@ -274,12 +269,9 @@ class Delivery:
         muted = [key for key, alert in batch.alerts.items() if covered(alert["labels"])]
         if not muted:
             return batch
-        ids = [row_id for key in muted for row_id in batch.rows[key]]
-        with transaction(self.db):
-            self.db.execute(
-                f"UPDATE notifications SET silenced_us = ? WHERE id IN ({_marks(ids)})",
-                (now_us, *ids),
-            )
+        store.mark_silenced(
+            self.db, [row_id for key in muted for row_id in batch.rows[key]], now_us
+        )
         kept = [key for key in batch.rows if key not in muted]
         return _Batch(
             batch.receiver,
@@ -290,30 +282,8 @@ class Delivery:
 
     def _sent(self, batch: _Batch, now_us: int, acked_us: int) -> None:
         """Rows sent, stamped with the acknowledgement; the group's timer from the pass."""
-        ids = batch.ids
-        with transaction(self.db):
-            self.db.execute(
-                "UPDATE notifications SET sent_us = ?, attempts = attempts + 1, last_error = NULL"
-                f" WHERE id IN ({_marks(ids)})",
-                (acked_us, *ids),
-            )
-            self.db.execute(
-                "INSERT INTO notify_groups (receiver, group_key, last_sent_us) VALUES (?, ?, ?)"
-                " ON CONFLICT (receiver, group_key) DO UPDATE SET"
-                " last_sent_us = excluded.last_sent_us",
-                (batch.receiver, batch.group_key, now_us),
-            )
+        store.mark_sent(self.db, batch.ids, acked_us, batch.receiver, batch.group_key, now_us)
 
     def _failed(self, batch: _Batch, error: str, failed_us: int) -> None:
         """Rows kept, due again ``retry_interval`` after the failure at ``failed_us``."""
-        ids = batch.ids
-        with transaction(self.db):
-            self.db.execute(
-                "UPDATE notifications SET attempts = attempts + 1, last_error = ?, due_us = ?"
-                f" WHERE id IN ({_marks(ids)})",
-                (error, failed_us + self.retry_interval_us, *ids),
-            )
-
-
-def _marks(ids: list[int]) -> str:
-    return ", ".join("?" * len(ids))
+        store.mark_failed(self.db, batch.ids, error, failed_us + self.retry_interval_us)

@@ -1,8 +1,9 @@
 """One evaluation pass: observe every rule, advance each alert's lifecycle, queue notices.
 
-Prometheus semantics per rule and label set: inactive -> pending (``for``) -> firing ->
-resolved after ``keep_firing_for`` without the condition. The new states and the notices they
-cause commit in one transaction, so a restart neither forgets a timer nor sends twice.
+Prometheus semantics per rule and label set (`alerting.lifecycle.transition`): inactive ->
+pending (``for``) -> firing -> resolved after ``keep_firing_for`` without the condition. The
+new states and the notices they cause commit in one transaction, so a restart neither forgets
+a timer nor sends twice.
 """
 
 from __future__ import annotations
@@ -14,36 +15,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-import orjson
-
+from alerting import store
+from alerting.alert import Alert, labels_key
 from alerting.clock import us
 from alerting.db import transaction
 from alerting.kinds import Observation, observe
+from alerting.lifecycle import AlertState, Notice, Step, transition
 from alerting.outbox import Outbox
 from alerting.reader import MetricsReader
 from schemas.rules import Rule
 
 log = logging.getLogger("alerting.engine")
 _TEMPLATE = re.compile(r"\{\{\s*(\w+)\s*\}\}")
-
-
-@dataclass
-class Alert:
-    """One rule and label set that is pending or firing."""
-
-    rule: str
-    labels: dict[str, str]
-    state: str
-    active_since_us: int
-    last_active_us: int
-    fired_us: int | None = None
-    value: float | None = None
-    threshold: float | None = None
-    summary: str = ""
-
-    @property
-    def key(self) -> str:
-        return labels_key(self.labels)
 
 
 @dataclass
@@ -54,11 +37,6 @@ class PassResult:
     firing: list[Alert] = field(default_factory=list)
     resolved: list[Alert] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
-
-
-def labels_key(labels: dict[str, str]) -> str:
-    """The canonical text of a label set (sorted JSON), the identity of an alert."""
-    return orjson.dumps(labels, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def format_value(value: float | None) -> str:
@@ -95,12 +73,12 @@ class Engine:
         seen = self._observe(now_us)
         result = PassResult()
         with transaction(self.db):
-            stored = load_alerts(self.db)
+            stored = store.load_alerts(self.db)
             for rule in self.rules:
                 self._advance(rule, seen[rule.name], stored.pop(rule.name, {}), now_us, result)
-            for alerts in stored.values():  # rules no longer in the file
+            for alerts in stored.values():  # rules no longer in the file: resolved now
                 for alert in alerts.values():
-                    self._drop(alert, now_us, result)
+                    self._inactive(alert, 0, now_us, result)
         return result
 
     def _observe(self, now_us: int) -> dict[str, list[Observation] | str]:
@@ -129,20 +107,21 @@ class Engine:
         result: PassResult,
     ) -> None:
         if isinstance(seen, str):
-            self._record(rule.name, now_us, seen)
+            store.record_evaluation(self.db, rule.name, now_us, seen)
             result.errors[rule.name] = seen
             for alert in alerts.values():  # an error neither resolves nor advances an alert
-                (result.firing if alert.state == "firing" else result.pending).append(alert)
+                held = result.firing if alert.state == AlertState.FIRING else result.pending
+                held.append(alert)
             return
-        self._record(rule.name, now_us, None)
+        store.record_evaluation(self.db, rule.name, now_us, None)
         for obs in seen:
             if obs.active:
                 labels = {"alertname": rule.name, "severity": rule.severity} | rule.labels
                 labels |= obs.labels
-                alert = alerts.pop(labels_key(labels), None)
-                self._active(rule, alert, labels, obs, now_us, result)
+                stored = alerts.pop(labels_key(labels), None)
+                self._active(rule, stored, labels, obs, now_us, result)
         for alert in alerts.values():
-            self._inactive(rule, alert, now_us, result)
+            self._inactive(alert, us(rule.keep_firing_for), now_us, result)
 
     def _active(
         self,
@@ -153,73 +132,36 @@ class Engine:
         now_us: int,
         result: PassResult,
     ) -> None:
-        if alert is None:
-            alert = Alert(rule.name, labels, "pending", now_us, now_us)
-        alert.last_active_us = now_us
-        alert.value, alert.threshold = obs.value, obs.threshold
-        alert.summary = render(rule.summary, labels, obs) if rule.summary else ""
-        if alert.state == "pending" and now_us - alert.active_since_us >= us(rule.for_):
-            alert.state, alert.fired_us = "firing", now_us
-        save_alert(self.db, alert)
-        if alert.state == "firing":
+        """The condition holds: the alert's timers move on and its value is the new one."""
+        before = alert.timers if alert is not None else None
+        step = transition(before, True, now_us, us(rule.for_), us(rule.keep_firing_for))
+        assert step.after is not None
+        summary = render(rule.summary, labels, obs) if rule.summary else ""
+        current = Alert(rule.name, labels, step.after, obs.value, obs.threshold, summary)
+        store.save_alert(self.db, current)
+        self._follow(current, step, now_us, result)
+
+    def _inactive(
+        self, alert: Alert, keep_firing_for_us: int, now_us: int, result: PassResult
+    ) -> None:
+        """The condition does not hold (or the rule is gone): kept firing, resolved or dropped."""
+        step = transition(alert.timers, False, now_us, 0, keep_firing_for_us)
+        if step.after is None:
+            store.delete_alert(self.db, alert)
+        # else kept firing: its timers and last value stay as stored
+        self._follow(alert, step, now_us, result)
+
+    def _follow(self, alert: Alert, step: Step, now_us: int, result: PassResult) -> None:
+        """Queue the step's notice and file the alert in the pass's result."""
+        if step.notice == Notice.FIRING:
             self.outbox.firing(self.db, alert, now_us)
             result.firing.append(alert)
-        else:
-            result.pending.append(alert)
-
-    def _inactive(self, rule: Rule, alert: Alert, now_us: int, result: PassResult) -> None:
-        if alert.state == "firing" and now_us - alert.last_active_us < us(rule.keep_firing_for):
-            self.outbox.firing(self.db, alert, now_us)
-            result.firing.append(alert)
-            return
-        self._drop(alert, now_us, result)
-
-    def _drop(self, alert: Alert, now_us: int, result: PassResult) -> None:
-        self.db.execute(
-            "DELETE FROM alert_state WHERE rule = ? AND labels = ?", (alert.rule, alert.key)
-        )
-        if alert.state == "firing":
+        elif step.notice == Notice.RESOLVED:
             self.outbox.resolved(self.db, alert, now_us)
             result.resolved.append(alert)
-
-    def _record(self, rule: str, now_us: int, error: str | None) -> None:
-        self.db.execute(
-            "INSERT INTO alert_rules (rule, evaluated_us, error) VALUES (?, ?, ?)"
-            " ON CONFLICT (rule) DO UPDATE SET evaluated_us = excluded.evaluated_us,"
-            " error = excluded.error",
-            (rule, now_us, error),
-        )
+        elif step.after is not None:
+            result.pending.append(alert)
 
 
 def _describe(error: Exception) -> str:
     return f"{type(error).__name__}: {error}"
-
-
-def load_alerts(db: sqlite3.Connection) -> dict[str, dict[str, Alert]]:
-    """Stored pending and firing alerts, by rule name and label key."""
-    alerts: dict[str, dict[str, Alert]] = {}
-    rows = db.execute(
-        "SELECT rule, labels, state, active_since_us, last_active_us, fired_us, value,"
-        " threshold, summary FROM alert_state ORDER BY rule, labels"
-    )
-    for rule, labels, *rest in rows:
-        alerts.setdefault(rule, {})[labels] = Alert(rule, orjson.loads(labels), *rest)
-    return alerts
-
-
-def save_alert(db: sqlite3.Connection, alert: Alert) -> None:
-    db.execute(
-        "INSERT OR REPLACE INTO alert_state (rule, labels, state, active_since_us,"
-        " last_active_us, fired_us, value, threshold, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            alert.rule,
-            alert.key,
-            alert.state,
-            alert.active_since_us,
-            alert.last_active_us,
-            alert.fired_us,
-            alert.value,
-            alert.threshold,
-            alert.summary,
-        ),
-    )

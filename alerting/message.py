@@ -6,9 +6,11 @@ import html
 from dataclasses import dataclass
 from typing import Any
 
+from alerting.alert import AlertPayload
 from alerting.clock import from_us
 from alerting.engine import format_value
-from alerting.slackfmt import escape
+from alerting.lifecycle import Notice
+from alerting.slackfmt import SlackMessage, escape
 
 COLOURS = {"critical": "#d00000", "warning": "#f2a900", "info": "#439fe0"}
 RESOLVED_COLOUR = "#2eb67d"
@@ -21,16 +23,16 @@ class Notification:
 
     receiver: str
     group_key: str
-    alerts: list[dict[str, Any]]
+    alerts: list[AlertPayload]
     external_url: str | None = None
 
     @property
-    def firing(self) -> list[dict[str, Any]]:
-        return [a for a in self.alerts if a["status"] == "firing"]
+    def firing(self) -> list[AlertPayload]:
+        return [a for a in self.alerts if a["status"] == Notice.FIRING]
 
     @property
-    def status(self) -> str:
-        return "firing" if self.firing else "resolved"
+    def status(self) -> Notice:
+        return Notice.FIRING if self.firing else Notice.RESOLVED
 
     @property
     def severity(self) -> str:
@@ -72,7 +74,7 @@ class Notification:
             f"<table><tr><th>status</th><th>alert</th><th>labels</th></tr>{rows}</table>{link}"
         )
 
-    def slack(self) -> dict[str, Any]:
+    def slack(self) -> SlackMessage:
         """``text`` (fallback) and a coloured attachment of Block Kit sections. Text from data
         (names, labels, summaries) is escaped wherever Slack parses mrkdwn; the header is
         ``plain_text`` and takes it as it is."""
@@ -121,7 +123,7 @@ class Notification:
         }
 
 
-def describe(alert: dict[str, Any]) -> str:
+def describe(alert: AlertPayload) -> str:
     """The rule's summary, else ``alertname value (threshold)``."""
     if alert.get("summary"):
         return str(alert["summary"])

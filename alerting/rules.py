@@ -37,7 +37,8 @@ def load_rules(path: Path | str) -> RulesFile:
 def describe(error: ValidationError, path: Path, data: dict[str, Any]) -> str:
     """One line per problem: ``file: rule NAME: field: message``."""
     lines = [f"{path}: {error.error_count()} problem(s) in the rules:"]
-    raw_rules = data.get("rules") if isinstance(data.get("rules"), list) else []
+    listed = data.get("rules")
+    raw_rules: list[Any] = listed if isinstance(listed, list) else []
     for item in error.errors(include_url=False):
         loc = list(item["loc"])
         where = "(top level)"

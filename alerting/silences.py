@@ -9,8 +9,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Sequence
 
-import orjson
-
+from alerting import store
 from alerting.clock import to_us
 from schemas.alerting import Silence
 
@@ -30,14 +29,7 @@ class Silences:
 
     def at(self, db: sqlite3.Connection, now_us: int) -> Callable[[dict[str, str]], bool]:
         """A test of label sets against the silences active at ``now_us`` (read once)."""
-        stored = [
-            (orjson.loads(matchers), starts, ends)
-            for matchers, starts, ends in db.execute(
-                "SELECT matchers, starts_us, ends_us FROM silences"
-                " WHERE starts_us <= ? AND ends_us > ?",
-                (now_us, now_us),
-            )
-        ]
+        stored = [(s.matchers, s.starts_us, s.ends_us) for s in store.active_silences(db, now_us)]
         active = [
             matchers
             for matchers, starts, ends in [*self.configured, *stored]

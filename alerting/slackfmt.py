@@ -9,6 +9,19 @@ value but reach no one, and are left.
 
 from __future__ import annotations
 
+from typing import Any, Protocol
+
+SlackMessage = dict[str, Any]
+"""The JSON body of a Slack message: ``text`` and ``attachments`` of Block Kit blocks."""
+
+
+class SlackContent(Protocol):
+    """Anything the Slack notifier can send: an alert notification, a report digest."""
+
+    def slack(self) -> SlackMessage:
+        """The message: ``text`` (the fallback) and ``attachments``."""
+        ...
+
 
 def escape(text: str) -> str:
     """``text`` shown literally in mrkdwn: ``&`` ``<`` ``>`` as ``&amp;`` ``&lt;`` ``&gt;``."""

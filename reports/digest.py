@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from alerting.slackfmt import escape
+from alerting.slackfmt import SlackMessage, escape
 from reports import fmt
 from reports.layout import title
 from reports.model import Report
@@ -13,8 +11,8 @@ _HEADLINE = ("requests", "cost_usd", "error_rate", "latency_ms_p95", "quality_me
 
 
 class Digest:
-    """Shaped like an alert notification for the Slack notifier: ``slack()`` gives the text
-    and one attachment of Block Kit sections."""
+    """Slack content (`alerting.slackfmt.SlackContent`) for the Slack notifier: ``slack()``
+    gives the text and one attachment of Block Kit sections."""
 
     def __init__(self, report: Report) -> None:
         self.report = report
@@ -30,7 +28,7 @@ class Digest:
             parts.append(f"{total.label}: {fmt.value(key, total.value)} ({change})")
         return f"{title(report)}\n" + "; ".join(parts)
 
-    def slack(self) -> dict[str, Any]:
+    def slack(self) -> SlackMessage:
         """The text and the mrkdwn block escaped for Slack (model names are data); the
         header is ``plain_text``."""
         report = self.report

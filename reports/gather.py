@@ -25,7 +25,7 @@ from reports.model import (
     Total,
 )
 from reports.periods import Period
-from reports.reader import Cell, ReportReader
+from reports.reader import Cell, Figures, ReportReader
 
 DRIVER_DIMENSIONS = ("model", "task_type")
 MOVERS = 5
@@ -74,7 +74,7 @@ class Fold:
             counts = self.models.setdefault(model, [0] * len(self.starts))
             counts[index] += cell.requests
 
-    def metrics(self, cell: Cell) -> dict[str, Any]:
+    def metrics(self, cell: Cell) -> Figures:
         return self.reader.metrics(cell)
 
 
@@ -113,9 +113,7 @@ def gather(reader: ReportReader, period: Period, top_n: int, now_us: int | None 
     )
 
 
-def _totals(
-    current: dict[str, Any], previous: dict[str, Any], trailing: Fold, count: int
-) -> list[Total]:
+def _totals(current: Figures, previous: Figures, trailing: Fold, count: int) -> list[Total]:
     trail = trailing.metrics(trailing.total)
     totals = []
     for key, label in TOTALS:
@@ -126,7 +124,7 @@ def _totals(
     return totals
 
 
-def _order(item: tuple[Any, dict[str, Any]]) -> tuple[float, int, str]:
+def _order(item: tuple[Any, Figures]) -> tuple[float, int, str]:
     """Most expensive first, then most requests, then by name."""
     name, m = item
     return (-(m["cost_usd"] or 0.0), -m["requests"], str(name))

@@ -27,7 +27,8 @@ def message(rendered: Rendered, sender: str, to: Sequence[str]) -> EmailMessage:
         (chart.title, f"cid:{cid[1:-1]}") for chart, cid in zip(rendered.charts, ids, strict=True)
     ]
     mail.add_alternative(html.render(rendered.report, images), subtype="html")
-    html_part = mail.get_payload()[1]
+    html_part = mail.get_body(preferencelist=("html",))
+    assert html_part is not None
     for chart, cid in zip(rendered.charts, ids, strict=True):
         html_part.add_related(
             chart.png, "image", "png", cid=cid, filename=rendered.chart_file(chart)

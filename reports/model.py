@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
+from alerting.history import AlertEpisode
 from reports.periods import Period
+from reports.reader import Figures
 
 ADDITIVE = ("requests", "input_tokens", "output_tokens", "cache_read_tokens", "cost_usd")
 """Figures that add up over time: their trailing average is the trailing sum per period."""
@@ -48,7 +49,7 @@ class GroupRow:
     """One line of a table: a dimension value (or `OTHER`) and its figures."""
 
     name: str
-    metrics: dict[str, Any]
+    metrics: Figures
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ class Report:
     movers: list[Mover]
     unpriced: dict[str, int]
     unpriced_requests: int
-    alerts: list[dict[str, Any]]
+    alerts: list[AlertEpisode]
     series: Series
     trailing_periods: int
     """Periods of the trailing span that had any call: additive averages are over these."""

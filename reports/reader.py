@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
+from alerting.history import AlertEpisode
+
 
 class Cell(Protocol):
     """A mergeable aggregate of calls: sums, extremes and a latency sketch."""
@@ -24,6 +26,10 @@ class Cell(Protocol):
 
 Row = tuple[int, tuple[Any, ...], Cell]
 """(window start in UTC microseconds, the values of the asked dimensions, the cell)."""
+
+Figures = dict[str, Any]
+"""The figures of ``llm-collector summary --json`` by name (``requests``, ``cost_usd``, ...):
+numbers, None where undefined (no latency without calls). Read by names chosen at run time."""
 
 
 class ReportReader(Protocol):
@@ -40,11 +46,10 @@ class ReportReader(Protocol):
         """A cell of no calls, to merge into."""
         ...
 
-    def metrics(self, cell: Cell) -> dict[str, Any]:
+    def metrics(self, cell: Cell) -> Figures:
         """The figures of ``llm-collector summary --json`` (requests, cost_usd, ...)."""
         ...
 
-    def alerts(self, start_us: int, end_us: int) -> list[dict[str, Any]]:
-        """Alerts firing at some time in ``[start, end)``: ``alertname``, ``severity``,
-        ``labels``, ``fired_us``, ``resolved_us`` (None while firing), ``value``."""
+    def alerts(self, start_us: int, end_us: int) -> list[AlertEpisode]:
+        """Alerts firing at some time in ``[start, end)``, by the time they fired."""
         ...

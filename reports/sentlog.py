@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from enum import StrEnum
 
 from alerting.db import transaction
 
@@ -36,8 +37,16 @@ Key = tuple[str, str]
 """(report kind, period label)."""
 
 
+class Channel(StrEnum):
+    """Where a report goes (``report_log.channel``)."""
+
+    FILES = "files"
+    EMAIL = "email"
+    SLACK = "slack"
+
+
 def open_once(
-    db: sqlite3.Connection, kind: str, label: str, channels: Sequence[str], now_us: int
+    db: sqlite3.Connection, kind: str, label: str, channels: Sequence[Channel], now_us: int
 ) -> bool:
     """Queue the channels of a report unless this period was ever queued; whether it was now."""
     with transaction(db):
@@ -54,20 +63,21 @@ def open_once(
     return True
 
 
-def due(db: sqlite3.Connection, now_us: int) -> dict[Key, list[str]]:
+def due(db: sqlite3.Connection, now_us: int) -> dict[Key, list[Channel]]:
     """Channels not yet sent whose time has come, by report."""
-    found: dict[Key, list[str]] = {}
+    found: dict[Key, list[Channel]] = {}
     rows = db.execute(
         "SELECT kind, period, channel FROM report_log WHERE sent_us IS NULL AND due_us <= ?"
         " ORDER BY created_us, kind, period, channel",
         (now_us,),
     )
     for kind, label, channel in rows:
-        found.setdefault((kind, label), []).append(channel)
+        found.setdefault((kind, label), []).append(Channel(channel))
     return found
 
 
-def mark_sent(db: sqlite3.Connection, key: Key, channel: str, now_us: int) -> None:
+def mark_sent(db: sqlite3.Connection, key: Key, channel: Channel, now_us: int) -> None:
+    """The channel took the report at ``now_us``."""
     with transaction(db):
         db.execute(
             "UPDATE report_log SET sent_us = ?, attempts = attempts + 1, last_error = NULL"
@@ -76,7 +86,10 @@ def mark_sent(db: sqlite3.Connection, key: Key, channel: str, now_us: int) -> No
         )
 
 
-def mark_failed(db: sqlite3.Connection, key: Key, channel: str, error: str, retry_us: int) -> None:
+def mark_failed(
+    db: sqlite3.Connection, key: Key, channel: Channel, error: str, retry_us: int
+) -> None:
+    """The channel did not take the report: tried again at ``retry_us``."""
     with transaction(db):
         db.execute(
             "UPDATE report_log SET due_us = ?, attempts = attempts + 1, last_error = ?"

@@ -12,7 +12,6 @@ import logging
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, cast
 from zoneinfo import ZoneInfo
 
 from alerting.notifiers import NotifyError
@@ -23,11 +22,9 @@ from reports.gather import gather
 from reports.periods import Period
 from reports.reader import ReportReader
 from reports.schedule import last_due, trigger
+from reports.sentlog import Channel
 from schemas.alerting import AlertingConfig
 from schemas.reports import ReportsConfig
-
-if TYPE_CHECKING:
-    from alerting.message import Notification
 
 log = logging.getLogger("reports")
 
@@ -36,8 +33,8 @@ log = logging.getLogger("reports")
 class Outcome:
     """What one delivery pass did: (kind, period, channel) sent, and errors by the same key."""
 
-    sent: list[tuple[str, str, str]] = field(default_factory=list)
-    failed: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    sent: list[tuple[str, str, Channel]] = field(default_factory=list)
+    failed: dict[tuple[str, str, Channel], str] = field(default_factory=dict)
 
 
 def to_us(moment: datetime) -> int:
@@ -66,15 +63,15 @@ class ReportService:
         report = gather(self.reader, period, self.config.top_n)
         return archive.Rendered(report, draw(report))
 
-    def channels(self, kind: str) -> list[str]:
+    def channels(self, kind: str) -> list[Channel]:
         """Where a report of ``kind`` goes: its files, then email and Slack when configured."""
         schedule = self.config.schedules().get(kind)
         if schedule is None:
             return []
         return [
-            "files",
-            *(["email"] if schedule.to else []),
-            *(["slack"] if schedule.slack else []),
+            Channel.FILES,
+            *([Channel.EMAIL] if schedule.to else []),
+            *([Channel.SLACK] if schedule.slack else []),
         ]
 
     def open_due(self, now: datetime) -> list[sentlog.Key]:
@@ -120,22 +117,23 @@ class ReportService:
         return outcome
 
     async def _failed(
-        self, outcome: Outcome, key: sentlog.Key, channel: str, error: str, retry_us: int
+        self, outcome: Outcome, key: sentlog.Key, channel: Channel, error: str, retry_us: int
     ) -> None:
         log.warning("%s report %s to %s failed: %s", *key, channel, error)
         outcome.failed[(*key, channel)] = error
         await asyncio.to_thread(sentlog.mark_failed, self.db, key, channel, error, retry_us)
 
-    async def send(self, rendered: archive.Rendered, channel: str) -> None:
-        """Deliver to one channel: files, email or slack; `NotifyError` if not taken."""
+    async def send(self, rendered: archive.Rendered, channel: Channel) -> None:
+        """Deliver to one channel: files, email or slack; `NotifyError` (retryable) if not
+        taken."""
         kind = rendered.report.period.kind
         schedule = self.config.schedules()[kind]
-        if channel == "files":
+        if channel == Channel.FILES:
             try:
                 await asyncio.to_thread(archive.write, rendered, self.config.output_dir)
             except OSError as error:
                 raise NotifyError(f"cannot write under {self.config.output_dir}: {error}") from None
-        elif channel == "email":
+        elif channel == Channel.EMAIL:
             await self.email(rendered, schedule.to)
         else:
             assert schedule.slack is not None
@@ -155,5 +153,4 @@ class ReportService:
 
         config = self.alerting.receiver(receiver).slack
         assert config is not None
-        # The Slack notifier reads nothing but ``slack()`` of what it sends.
-        await SlackNotifier(config).send(cast("Notification", Digest(rendered.report)))
+        await SlackNotifier(config).send(Digest(rendered.report))

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Protocol, runtime_checkable
 
 from alerting.message import Notification
+from schemas.errors import RetryableError
 
 
-class NotifyError(Exception):
-    """The receiver did not take the notification; it stays in the outbox."""
+class NotifyError(RetryableError):
+    """The receiver did not take the notification; it stays in the outbox and is sent again
+    after ``retry_interval`` (a report channel: after ``reports.retry_interval``)."""
 
 
 class Notifier(Protocol):

@@ -19,8 +19,8 @@ from slack_sdk.http_retry.builtin_handlers import (
 from slack_sdk.http_retry.handler import RetryHandler
 from slack_sdk.webhook import WebhookClient
 
-from alerting.message import Notification
 from alerting.notifiers import NotifyError
+from alerting.slackfmt import SlackContent, SlackMessage
 from schemas.alerting import SlackReceiver
 
 
@@ -38,10 +38,10 @@ class SlackNotifier:
     def __init__(self, config: SlackReceiver) -> None:
         self.config = config
 
-    async def send(self, notification: Notification) -> None:
+    async def send(self, notification: SlackContent) -> None:
         await asyncio.to_thread(self.send_blocking, notification)
 
-    def send_blocking(self, notification: Notification) -> None:
+    def send_blocking(self, notification: SlackContent) -> None:
         """Send in the calling thread, blocking for up to the timeout and the retries."""
         message = notification.slack()
         timeout = int(self.config.timeout.total_seconds()) or 1
@@ -50,7 +50,7 @@ class SlackNotifier:
         else:
             self._post(message, timeout)
 
-    def _webhook(self, message: dict, timeout: int) -> None:
+    def _webhook(self, message: SlackMessage, timeout: int) -> None:
         assert self.config.webhook_url is not None
         client = WebhookClient(
             self.config.webhook_url.get_secret_value(),
@@ -64,8 +64,10 @@ class SlackNotifier:
         if response.status_code != 200 or not _acknowledged(response.body):
             raise NotifyError(f"slack webhook: HTTP {response.status_code}: {response.body[:200]}")
 
-    def _post(self, message: dict, timeout: int) -> None:
+    def _post(self, message: SlackMessage, timeout: int) -> None:
         assert self.config.bot_token is not None
+        if not self.config.channel:  # validation requires one; a bypassed config still fails
+            raise NotifyError("slack chat.postMessage: a bot_token needs a channel")
         client = WebClient(
             token=self.config.bot_token.get_secret_value(),
             base_url=self.config.base_url,

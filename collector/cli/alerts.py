@@ -11,6 +11,8 @@ from typing import Any
 import click
 import orjson
 
+from alerting import store
+from alerting.store import Logged
 from collector.cli.common import config_option, config_or_exit, ledger_or_exit
 from collector.ledger.connection import Ledger
 from schemas.durations import parse_duration
@@ -91,36 +93,31 @@ def alerts(config_path: Path | None, as_json: bool) -> None:
     """What is pending or firing now, and rules whose last evaluation failed."""
     ledger = _ledger(config_path, readonly=True)
     try:
-        rows = ledger.db.execute(
-            "SELECT rule, labels, state, active_since_us, fired_us, value, summary"
-            " FROM alert_state ORDER BY state, rule, labels"
-        ).fetchall()
-        errors = ledger.db.execute(
-            "SELECT rule, error FROM alert_rules WHERE error IS NOT NULL ORDER BY rule"
-        ).fetchall()
+        stored = store.list_alerts(ledger.db)
+        errors = store.rule_errors(ledger.db)
     finally:
         ledger.close()
-    found = [
+    found: list[dict[str, Any]] = [
         {
-            "rule": rule,
-            "labels": orjson.loads(labels),
-            "state": state,
-            "active_since": _when(since),
-            "firing_since": _when(fired),
-            "value": value,
-            "summary": summary,
+            "rule": alert.rule,
+            "labels": alert.labels,
+            "state": alert.state,
+            "active_since": _when(alert.active_since_us),
+            "firing_since": _when(alert.fired_us),
+            "value": alert.value,
+            "summary": alert.summary,
         }
-        for rule, labels, state, since, fired, value, summary in rows
+        for alert in stored
     ]
     if as_json:
-        click.echo(orjson.dumps({"alerts": found, "errors": dict(errors)}).decode())
+        click.echo(orjson.dumps({"alerts": found, "errors": errors}).decode())
         return
     for alert in found:
         click.echo(
             f"{alert['state']:8} {alert['rule']} {_labels(alert['labels'])}"
             f" value={alert['value']} since {alert['active_since']}"
         )
-    for rule, error in errors:
+    for rule, error in errors.items():
         click.echo(f"error    {rule}: {error}")
     if not found and not errors:
         click.echo("no alerts pending or firing")
@@ -159,21 +156,11 @@ def silence_add(
     matchers, now = _matchers(pairs), _now_us()
     ledger = _ledger(config_path)
     try:
-        with ledger.transaction() as db:
-            cursor = db.execute(
-                "INSERT INTO silences (matchers, starts_us, ends_us, comment, created_us)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (
-                    orjson.dumps(matchers).decode(),
-                    now,
-                    now + int(length.total_seconds() * 1_000_000),
-                    comment,
-                    now,
-                ),
-            )
+        ends = now + int(length.total_seconds() * 1_000_000)
+        silence_id = store.add_silence(ledger.db, matchers, now, ends, comment)
     finally:
         ledger.close()
-    click.echo(f"silence {cursor.lastrowid} until {_when(now + int(length.total_seconds() * 1e6))}")
+    click.echo(f"silence {silence_id} until {_when(ends)}")
 
 
 @silence.command("list")
@@ -183,18 +170,14 @@ def silence_list(config_path: Path | None, show_all: bool) -> None:
     """Active silences (id, matchers, end, comment)."""
     ledger = _ledger(config_path, readonly=True)
     try:
-        rows = ledger.db.execute(
-            "SELECT id, matchers, ends_us, comment FROM silences"
-            + ("" if show_all else " WHERE ends_us > ?")
-            + " ORDER BY id",
-            () if show_all else (_now_us(),),
-        ).fetchall()
+        found = store.list_silences(ledger.db, None if show_all else _now_us())
     finally:
         ledger.close()
-    for silence_id, matchers, ends, comment in rows:
-        labels = ", ".join(f"{k}={v}" for k, v in orjson.loads(matchers).items())
-        click.echo(f"{silence_id}  {{{labels}}}  until {_when(ends)}  {comment}".rstrip())
-    if not rows:
+    for stored in found:
+        labels = ", ".join(f"{k}={v}" for k, v in stored.matchers.items())
+        until = _when(stored.ends_us)
+        click.echo(f"{stored.id}  {{{labels}}}  until {until}  {stored.comment}".rstrip())
+    if not found:
         click.echo("no silences")
 
 
@@ -205,14 +188,10 @@ def silence_expire(config_path: Path | None, silence_id: int) -> None:
     """End silence SILENCE_ID now."""
     ledger = _ledger(config_path)
     try:
-        with ledger.transaction() as db:
-            changed = db.execute(
-                "UPDATE silences SET ends_us = ? WHERE id = ? AND ends_us > ?",
-                (_now_us(), silence_id, _now_us()),
-            ).rowcount
+        expired = store.expire_silence(ledger.db, silence_id, _now_us())
     finally:
         ledger.close()
-    if not changed:
+    if not expired:
         raise click.ClickException(f"no active silence {silence_id}")
     click.echo(f"silence {silence_id} expired")
 
@@ -227,7 +206,9 @@ def notify() -> None:
 @click.argument("receiver")
 def notify_test(config_path: Path | None, receiver: str) -> None:
     """Send a test notification to RECEIVER now (not through the outbox)."""
+    from alerting.alert import AlertPayload
     from alerting.delivery import build_notifiers
+    from alerting.lifecycle import Notice
     from alerting.message import Notification
     from alerting.notifiers import NotifyError
 
@@ -238,8 +219,8 @@ def notify_test(config_path: Path | None, receiver: str) -> None:
         raise click.ClickException(
             f"no receiver named {receiver!r} under alerting.receivers (configured: {known})"
         )
-    alert = {
-        "status": "firing",
+    alert: AlertPayload = {
+        "status": Notice.FIRING,
         "labels": {"alertname": "TestNotification", "severity": "info"},
         "value": None,
         "threshold": None,
@@ -264,14 +245,9 @@ def notify_log(config_path: Path | None, limit: int, as_json: bool) -> None:
     silence stopped it), how many attempts it took and the last error."""
     ledger = _ledger(config_path, readonly=True)
     try:
-        rows = ledger.db.execute(
-            "SELECT id, receiver, status, payload, due_us, sent_us, silenced_us, attempts,"
-            " last_error FROM notifications ORDER BY id DESC LIMIT ?",
-            (limit,),
-        ).fetchall()
+        found = [_logged(notice) for notice in store.notification_log(ledger.db, limit)]
     finally:
         ledger.close()
-    found = [_logged(*row) for row in rows]
     if as_json:
         click.echo(orjson.dumps({"notifications": found}).decode())
         return
@@ -284,29 +260,19 @@ def notify_log(config_path: Path | None, limit: int, as_json: bool) -> None:
         click.echo("no notifications")
 
 
-def _logged(
-    id_: int,
-    receiver: str,
-    status: str,
-    payload: str,
-    due_us: int,
-    sent_us: int | None,
-    silenced_us: int | None,
-    attempts: int,
-    last_error: str | None,
-) -> dict[str, Any]:
-    labels = orjson.loads(payload)["labels"]
+def _logged(notice: Logged) -> dict[str, Any]:
+    labels = notice.payload["labels"]
     return {
-        "id": id_,
-        "receiver": receiver,
-        "status": status,
+        "id": notice.id,
+        "receiver": notice.receiver,
+        "status": notice.status,
         "alertname": labels.get("alertname", ""),
         "labels": labels,
-        "due": _when(due_us),
-        "acknowledged": _when(sent_us) if sent_us is not None else None,
-        "silenced": _when(silenced_us) if silenced_us is not None else None,
-        "attempts": attempts,
-        "last_error": last_error,
+        "due": _when(notice.due_us),
+        "acknowledged": _when(notice.sent_us) if notice.sent_us is not None else None,
+        "silenced": _when(notice.silenced_us) if notice.silenced_us is not None else None,
+        "attempts": notice.attempts,
+        "last_error": notice.last_error,
     }
 
 

@@ -15,6 +15,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from alerting import store
 from collector.cli.common import config_option, config_or_exit, ledger_or_exit
 from collector.ingest.pipeline import build_outbox
 from collector.ledger.connection import Ledger
@@ -61,19 +62,15 @@ def outbox_state(config: Any, ledger: Ledger) -> dict[str, Any] | None:
 
 def firing_alerts(ledger: Ledger) -> list[dict[str, Any]]:
     """Alerts firing now, from the state the daemon's evaluation keeps in the ledger."""
-    rows = ledger.db.execute(
-        "SELECT rule, labels, fired_us, value, summary FROM alert_state"
-        " WHERE state = 'firing' ORDER BY fired_us, rule"
-    )
     return [
         {
-            "rule": rule,
-            "labels": orjson.loads(labels),
-            "firing_for_s": _age(fired_us),
-            "value": value,
-            "summary": summary,
+            "rule": alert.rule,
+            "labels": alert.labels,
+            "firing_for_s": _age(alert.fired_us),
+            "value": alert.value,
+            "summary": alert.summary,
         }
-        for rule, labels, fired_us, value, summary in rows
+        for alert in store.firing_alerts(ledger.db)
     ]
 
 

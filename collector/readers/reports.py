@@ -14,8 +14,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import orjson
-
+from alerting.history import AlertEpisode, episodes
 from collector.tiers.rawrollup import raw_groups
 from collector.tiers.sketch import ensure_math_functions
 from collector.tiers.store import METRIC_COLUMNS, Aggregate, aggregate_from_row
@@ -26,8 +25,6 @@ from reports.reader import Row
 FINER = {"1mo": "1d", "1d": "1h", "1h": "raw"}
 _ROLLED = ("1h", "1d", "1mo")
 _NEVER = 1 << 62
-_ALERT_LOOKBACK_US = 35 * 24 * HOUR_US
-"""How far before a period a firing notice is looked for (repeats come every few hours)."""
 
 
 class LedgerReportReader:
@@ -89,43 +86,5 @@ class LedgerReportReader:
                 yield window.start_us, tuple(group.dimensions[name] for name in by), aggregate
             window = self.calendar.hour(window.end_us)
 
-    def alerts(self, start_us: int, end_us: int) -> list[dict[str, Any]]:
-        episodes: dict[tuple[str, int], dict[str, Any]] = {}
-        notices = self.db.execute(
-            "SELECT alert_key, payload FROM notifications WHERE created_us >= ? AND created_us < ?"
-            " ORDER BY id",
-            (start_us - _ALERT_LOOKBACK_US, end_us),
-        )
-        for key, payload in notices:
-            notice = orjson.loads(payload)
-            if notice["starts_us"] is not None:
-                episode = episodes.setdefault((key, notice["starts_us"]), _episode(notice))
-                episode["value"] = notice["value"]
-                episode["resolved_us"] = notice["ends_us"]
-        firing = self.db.execute(
-            "SELECT labels, fired_us, value, summary FROM alert_state WHERE state = 'firing'"
-            " AND fired_us < ?",
-            (end_us,),
-        )
-        for key, fired_us, value, summary in firing:
-            notice = {"labels": orjson.loads(key), "starts_us": fired_us, "ends_us": None}
-            episodes[(key, fired_us)] = _episode(notice | {"value": value, "summary": summary})
-        found = [
-            e
-            for e in episodes.values()
-            if e["fired_us"] < end_us and (e["resolved_us"] is None or e["resolved_us"] >= start_us)
-        ]
-        return sorted(found, key=lambda e: (e["fired_us"], e["alertname"]))
-
-
-def _episode(notice: dict[str, Any]) -> dict[str, Any]:
-    labels = dict(notice["labels"])
-    return {
-        "alertname": labels.pop("alertname", ""),
-        "severity": labels.pop("severity", ""),
-        "labels": labels,
-        "fired_us": notice["starts_us"],
-        "resolved_us": notice["ends_us"],
-        "value": notice.get("value"),
-        "summary": notice.get("summary") or "",
-    }
+    def alerts(self, start_us: int, end_us: int) -> list[AlertEpisode]:
+        return episodes(self.db, start_us, end_us)

@@ -16,6 +16,7 @@ from alerting.message import Notification
 from alerting.notifiers import NotifyError
 from alerting.notifiers.email import EmailNotifier
 from schemas.alerting import AlertingConfig, EmailReceiver
+from schemas.errors import RetryableError
 
 ALERT = {
     "status": "resolved",
@@ -111,6 +112,7 @@ def test_wrong_password_is_a_notify_error(smtp):
     with pytest.raises(NotifyError) as info:
         send(config(port, ca_file, password="wrong"))
     assert str(info.value).startswith(f"smtp 127.0.0.1:{port}: ")
+    assert isinstance(info.value, RetryableError)  # kept in the outbox, sent again later
     assert inbox.envelopes == []
 
 

@@ -1,5 +1,6 @@
 """Lifecycle on an injected clock: pending, firing, keep_firing_for, resolved, errors, restarts."""
 
+from alerting import store
 from tests.alerting.alert_harness import MINUTE, SECOND, T0, add_calls, engine_for, rules_of
 
 P95 = """
@@ -91,3 +92,20 @@ def test_evaluation_error_is_reported_and_keeps_the_alert(tmp_path):
     assert ledger.db.execute("SELECT error FROM alert_rules").fetchall() == [
         ("RuntimeError: disk on fire",)
     ]
+
+
+def test_a_rule_gone_from_the_file_resolves_its_firing_alerts_and_drops_pending_ones(tmp_path):
+    two = P95 + P95.split("rules:\n", 1)[1].replace("SlowP95", "SlowToo").replace("2m", "10m")
+    engine, ledger = engine_for(tmp_path / "l.db", rules_of(two))
+    add_calls(ledger, T0 - SECOND, 5, latency_ms=3000.0)
+    engine.evaluate(T0)
+    result = engine.evaluate(T0 + 2 * MINUTE)
+    assert [(a.rule, a.state) for a in result.firing + result.pending] == [
+        ("SlowP95", "firing"),
+        ("SlowToo", "pending"),
+    ]
+    engine.rules = []  # a reload without them; keep_firing_for does not hold a rule that is gone
+    result = engine.evaluate(T0 + 3 * MINUTE)
+    assert states(result) == ([], [], ["m1"])
+    assert [a.rule for a in result.resolved] == ["SlowP95"]
+    assert store.list_alerts(ledger.db) == []

@@ -2,8 +2,7 @@
 
 from datetime import UTC, datetime
 
-import orjson
-
+from alerting import store
 from schemas.alerting import AlertingConfig
 from tests.alerting.alert_harness import (
     MINUTE,
@@ -112,12 +111,7 @@ def test_silence_suppresses_until_it_ends(tmp_path):
 
 def silence(ledger, matchers: dict, starts_us: int, ends_us: int) -> None:
     """A stored silence, as ``llm-collector silence add`` writes it."""
-    with ledger.transaction() as db:
-        db.execute(
-            "INSERT INTO silences (matchers, starts_us, ends_us, comment, created_us)"
-            " VALUES (?, ?, ?, '', ?)",
-            (orjson.dumps(matchers).decode(), starts_us, ends_us, starts_us),
-        )
+    store.add_silence(ledger.db, matchers, starts_us, ends_us, "")
 
 
 def marks(ledger, model: str) -> list[tuple]:

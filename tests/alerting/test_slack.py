@@ -10,6 +10,7 @@ from alerting.message import Notification, describe, label_text
 from alerting.notifiers import NotifyError
 from alerting.notifiers.slack import SlackNotifier
 from schemas.alerting import SlackReceiver
+from schemas.errors import PermanentError, RetryableError
 from tests.alerting.fake_slack import FakeSlack
 
 ALERT = {
@@ -68,6 +69,7 @@ def test_persistent_500_raises_so_the_outbox_keeps_it():
         send(webhook(server))
     assert "HTTP 500" in str(info.value)
     assert len(server.requests) == 3
+    assert isinstance(info.value, RetryableError) and not isinstance(info.value, PermanentError)
 
 
 def test_bot_token_ok_false_is_an_error():
@@ -77,9 +79,19 @@ def test_bot_token_ok_false_is_an_error():
         with pytest.raises(NotifyError) as info:
             send(config)
     assert "channel_not_found" in str(info.value)
+    assert isinstance(info.value, RetryableError)  # retried like any failure, as before
     [(_, path, body)] = server.requests
     assert path == "/api/chat.postMessage"
     assert body["channel"] == "#oncall"
+
+
+def test_a_bot_token_without_a_channel_that_bypassed_validation_is_a_notify_error():
+    with FakeSlack() as server:
+        valid = SlackReceiver(bot_token="xoxb-1", channel="#oncall", base_url=server.url)
+        config = valid.model_copy(update={"channel": None})
+        with pytest.raises(NotifyError, match="a bot_token needs a channel"):
+            send(config)
+    assert server.requests == []
 
 
 def test_bot_token_ok_true_is_delivered():

@@ -11,6 +11,7 @@ import pytest
 
 from reports.service import ReportService
 from schemas.config import CollectorConfig
+from schemas.errors import RetryableError
 from tests.reports.report_harness import SmtpServer, rendered_day
 
 RECIPIENTS = ["lead@example.com", "cfo@example.com"]
@@ -75,3 +76,4 @@ def test_smtp_down_or_a_bad_ca_file_is_a_notify_error_without_the_password(rende
             asyncio.run(service.send(rendered, "email"))
         assert str(info.value).startswith(f"smtp 127.0.0.1:{server.port}: ")
         assert "s3cret" not in str(info.value)
+        assert isinstance(info.value, RetryableError)  # the channel is tried again later

@@ -3,8 +3,9 @@ log and the alerts still firing), none that resolved before it or fired after it
 
 from datetime import date
 
-import orjson
-
+from alerting import store
+from alerting.alert import Alert, labels_key
+from alerting.lifecycle import AlertState, Timers
 from reports import markdown
 from reports.gather import gather
 from reports.periods import Period
@@ -17,12 +18,7 @@ def notice(db, name, status, fired_us, created_us, ends_us=None, **labels):
     labels = {"alertname": name, "severity": "warning", **labels}
     payload = {"status": status, "labels": labels, "value": 2.5, "threshold": 2.0,
                "summary": "", "starts_us": fired_us, "ends_us": ends_us}  # fmt: skip
-    db.execute(
-        "INSERT INTO notifications (receiver, group_key, alert_key, status, payload, created_us,"
-        " due_us) VALUES ('console', 'g', ?, ?, ?, ?, ?)",
-        (orjson.dumps(labels, option=orjson.OPT_SORT_KEYS).decode(), status,
-         orjson.dumps(payload).decode(), created_us, created_us),
-    )  # fmt: skip
+    store.queue_notice(db, "console", "g", labels_key(labels), payload, created_us, created_us)
 
 
 def test_alerts_that_fired_in_the_period(tmp_path):
@@ -41,12 +37,9 @@ def test_alerts_that_fired_in_the_period(tmp_path):
     notice(db, "ErrorRate", "firing", day + 10 * HOUR, day + 10 * HOUR)
     notice(db, "ErrorRate", "firing", day + 10 * HOUR, day + 14 * HOUR)
     # firing now, silenced (no notice), since during the day: in
-    db.execute(
-        "INSERT INTO alert_state (rule, labels, state, active_since_us, fired_us, last_active_us,"
-        " value, threshold, summary) VALUES ('Budget', ?, 'firing', ?, ?, ?, 120, 100, 'over')",
-        ('{"alertname":"Budget","severity":"critical"}', day + 20 * HOUR, day + 20 * HOUR,
-         day + 30 * HOUR),
-    )  # fmt: skip
+    timers = Timers(AlertState.FIRING, day + 20 * HOUR, day + 30 * HOUR, day + 20 * HOUR)
+    labels = {"alertname": "Budget", "severity": "critical"}
+    store.save_alert(db, Alert("Budget", labels, timers, 120, 100, "over"))
     # fired the next day: out
     notice(db, "Later", "firing", day + 25 * HOUR, day + 25 * HOUR)
     report = gather(reader_of(tiers), Period.containing("daily", date(2026, 11, 20), BERLIN), 5)
