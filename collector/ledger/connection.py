@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,21 @@ class OffsetMoved(LedgerError):
     committed it. The batch is rolled back; the reader must continue from the stored offset."""
 
 
+class StreamState(StrEnum):
+    """Where a followed file stands; ``streams.state`` stores the value."""
+
+    ACTIVE = "active"
+    """Read at the path it is found under."""
+    ROTATED = "rotated"
+    """Renamed away by rotation: read to its end, then done."""
+    DONE = "done"
+    """Read to its end (or gone); kept to recognise the file if it shows up again."""
+
+
+FOLLOWED = (StreamState.ACTIVE, StreamState.ROTATED)
+"""The states of the files still read."""
+
+
 @dataclass
 class Stream:
     """One tailed file (a device + inode whose first bytes hash to ``fp``) and its position."""
@@ -106,7 +122,7 @@ class Stream:
     fp_len: int
     fp: bytes
     offset: int = 0
-    state: str = "active"
+    state: StreamState = StreamState.ACTIVE
     counts: dict[str, int] = field(
         default_factory=lambda: {"lines": 0, "events": 0, "quarantined": 0, "skipped": 0}
     )
@@ -201,7 +217,7 @@ class Ledger:
 
     def streams(
         self,
-        states: Sequence[str] = ("active", "rotated"),
+        states: Sequence[StreamState] = FOLLOWED,
         *,
         where: str = "true",
         params: Sequence[Any] = (),
@@ -215,7 +231,8 @@ class Ledger:
         )
         return [
             Stream(
-                *row[:9],
+                *row[:8],
+                state=StreamState(row[8]),
                 counts={
                     "lines": row[9],
                     "events": row[10],
@@ -228,9 +245,7 @@ class Ledger:
 
     def stream_by_inode(self, dev: int, ino: int) -> Stream | None:
         """The newest stream of any state recorded for this device and inode."""
-        found = self.streams(
-            ("active", "rotated", "done"), where="dev = ? AND ino = ?", params=(dev, ino)
-        )
+        found = self.streams(tuple(StreamState), where="dev = ? AND ino = ?", params=(dev, ino))
         return found[-1] if found else None
 
     def add_stream(
