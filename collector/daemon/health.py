@@ -20,6 +20,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from collector.ingest.pipeline import build_feeds
 from collector.ledger.connection import Ledger
+from collector.sinks.influx.outbox import dead_letter_count, pending_where_followed
 from schemas.config import CollectorConfig
 
 LATE_FACTOR = 3
@@ -163,7 +164,7 @@ class Health:
             "lag_bytes": self.tail.lag(),
             "last_poll": _iso(self.tail.last_progress),
             "outbox_pending": self.outbox_pending(),
-            "dead_letters": self._dead_letters(),
+            "dead_letters": dead_letter_count(self.ledger),
             "last_rollup": jobs.get("rollup", {}).get("last_run"),
             "last_evaluation": jobs.get("evaluate", {}).get("last_run"),
             "last_report": _latest(r["last_run"] for n, r in jobs.items() if "report" in n),
@@ -174,15 +175,7 @@ class Health:
         """Points waiting for InfluxDB per feed; None without an ``influx`` section."""
         if not self.feeds:
             return None
-        cursors = dict(self.ledger.db.execute("SELECT name, position FROM sink_cursors"))
-        return {
-            feed.name: feed.pending(self.ledger, cursors[feed.name])
-            for feed in self.feeds
-            if feed.name in cursors
-        }
-
-    def _dead_letters(self) -> int:
-        return self.ledger.db.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
+        return pending_where_followed(self.ledger, self.feeds)
 
     def _tail_reasons(self, outbox: dict[str, int] | None) -> list[str]:
         influx = self.config.influx

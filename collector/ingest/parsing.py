@@ -30,48 +30,6 @@ BOM = b"\xef\xbb\xbf"
 _MIN_US = to_us(datetime.min.replace(tzinfo=UTC))
 _MAX_US = to_us(datetime.max.replace(tzinfo=UTC))
 
-CALL_COLUMNS = (
-    "ts_us",
-    "model",
-    "provider",
-    "task_type",
-    "operation",
-    "status",
-    "error_type",
-    "input_tokens",
-    "output_tokens",
-    "total_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-    "cost_usd",
-    "price_source",
-    "latency_ms",
-    "quality_score",
-    "tenant_id",
-    "user_id",
-    "session_id",
-    "agent_name",
-    "trace_id",
-    "call_id",
-    "extra",
-    "prompt",
-    "response",
-    "stream_id",
-)
-SCORE_COLUMNS = (
-    "ts_us",
-    "name",
-    "value",
-    "model",
-    "task_type",
-    "scenario",
-    "tenant_id",
-    "trace_id",
-    "extra",
-    "stream_id",
-)
-
 
 class Rejected(Exception):
     """A line that is not a valid event; the message is the quarantine reason."""
@@ -169,6 +127,7 @@ class LineParser:
         return SKIPPED
 
     def _call_row(self, call: LlmCall, zone: ZoneInfo, stream_id: int) -> tuple[Any, ...]:
+        """The ledger's call row (`collector.ledger.events.CALL_COLUMNS`)."""
         if call.model is None:
             raise Rejected("model: required for an llm_call event")
         ts_us = self._accepted_us(call.timestamp, zone)
@@ -234,6 +193,7 @@ class LineParser:
         )
 
     def _score_row(self, score: ScoreEvent, zone: ZoneInfo, stream_id: int) -> tuple[Any, ...]:
+        """The ledger's score row (`collector.ledger.events.SCORE_COLUMNS`)."""
         return (
             self._accepted_us(score.timestamp, zone),
             score.name,

@@ -13,62 +13,16 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
 from collector import files
 from collector.errors import describe
-from collector.ingest.parsing import CALL_COLUMNS, SCORE_COLUMNS
+from collector.ledger import events
 from collector.ledger.migrations import MIGRATIONS
-from collector.tiers.windows import HOUR_US
+from collector.tiers import marks
 from schemas.errors import CollectorError
-
-_MARK_PENDING = "INSERT OR IGNORE INTO rollup_pending (hour) VALUES (?)"
-
-_INSERT_CALL = (
-    f"INSERT INTO calls ({', '.join(CALL_COLUMNS)}) VALUES ({', '.join('?' * len(CALL_COLUMNS))})"
-)
-_INSERT_SCORE = (
-    f"INSERT INTO scores ({', '.join(SCORE_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(SCORE_COLUMNS))})"
-)
-
-
-def delete_events(db: sqlite3.Connection, table: str, clause: str, params: Sequence[Any]) -> int:
-    """Delete rows of ``calls`` or ``scores``, first noting the highest id given so far.
-
-    SQLite gives the next row ``max(id) + 1``: once the newest row is deleted its id would be
-    given again, and every cursor over ids (the InfluxDB outbox, the alert cache) would skip
-    the new row. `Ledger.commit` continues above the noted id.
-    """
-    db.execute(
-        "INSERT INTO sequences (name, value)"
-        f" SELECT ?, max(id) FROM {table} WHERE true HAVING max(id) IS NOT NULL"
-        " ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)",
-        (f"{table}.id",),
-    )
-    return db.execute(f"DELETE FROM {table} WHERE {clause}", params).rowcount
-
-
-def _insert(
-    db: sqlite3.Connection,
-    table: str,
-    sql: str,
-    columns: Sequence[str],
-    rows: Sequence[Sequence[Any]],
-) -> None:
-    """Insert rows with ids above any ever given (see `delete_events`)."""
-    noted = db.execute("SELECT value FROM sequences WHERE name = ?", (f"{table}.id",)).fetchone()
-    if noted is not None:
-        top = db.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()[0]
-        if top < noted[0]:
-            marks = ", ".join("?" * (len(columns) + 1))
-            db.execute(
-                f"INSERT INTO {table} (id, {', '.join(columns)}) VALUES ({marks})",
-                (noted[0] + 1, *rows[0]),
-            )
-            rows = rows[1:]
-    db.executemany(sql, rows)
 
 
 def _bind_null(value: None) -> None:
@@ -79,11 +33,6 @@ def _bind_null(value: None) -> None:
 # look-up, whose not-found fallback costs ~0.45 µs per None on CPython 3.11 (a call row has ~9
 # NULLs). Registered for NoneType, the look-up hits at once (~0.2 µs); None still binds NULL.
 sqlite3.register_adapter(type(None), _bind_null)
-
-
-def _utc_hours(batch: Batch) -> set[int]:
-    """The UTC hours a batch writes into, which the rollup must (re)roll."""
-    return {row[0] // HOUR_US for row in batch.calls} | {row[0] // HOUR_US for row in batch.scores}
 
 
 class LedgerError(CollectorError):
@@ -277,14 +226,13 @@ class Ledger:
         )
 
     def commit(self, stream: Stream, batch: Batch, new_offset: int) -> None:
-        """Store a batch's events and the stream's new offset in one transaction."""
+        """Store a batch's events and the stream's new offset in one transaction, with the
+        hours the tiers must roll again (`collector.tiers.marks`)."""
         with self.transaction() as db:
-            if batch.calls:
-                _insert(db, "calls", _INSERT_CALL, CALL_COLUMNS, batch.calls)
-            if batch.scores:
-                _insert(db, "scores", _INSERT_SCORE, SCORE_COLUMNS, batch.scores)
             if batch.events:
-                db.executemany(_MARK_PENDING, ((hour,) for hour in _utc_hours(batch)))
+                events.insert(db, "calls", batch.calls)
+                events.insert(db, "scores", batch.scores)
+                marks.mark_written(db, (row[0] for row in chain(batch.calls, batch.scores)))
             moved = db.execute(
                 "UPDATE streams SET offset = ?, lines = lines + ?, events = events + ?,"
                 " quarantined = quarantined + ?, skipped = skipped + ?, path = ?, dev = ?,"

@@ -26,10 +26,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from collector.cli.main import main
-from collector.ingest.parsing import CALL_COLUMNS
 from collector.ingest.pipeline import build_tailer
 from collector.ingest.tailing import Source, TailEnd
-from collector.ledger.connection import Ledger, delete_events
+from collector.ledger import events
+from collector.ledger.connection import Ledger
+from collector.ledger.events import CALL_COLUMNS
 from collector.retrying import Backoff
 from collector.sinks.influx.lineprotocol import LineEncoder
 from collector.sinks.influx.outbox import Outbox, dead_letters, raw_feeds
@@ -530,7 +531,7 @@ def test_a_refused_batch_after_a_gap_in_the_rows_is_set_aside_once(rig, stub):
     rig.drain()
     rig.add([call(i) for i in range(10, 20)])
     with rig.ledger.transaction() as db:
-        delete_events(db, "calls", "id IN (11, 12)", ())
+        events.delete(db, "calls", "id IN (11, 12)", ())
     refused = influx_error(400, "invalid", "partial write: field type conflict")
     stub.script(refused, refused, refused)
     for _ in range(3):
