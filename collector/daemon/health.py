@@ -7,7 +7,6 @@ and each run in a `JobRegistry`, so a new job is watched without any change here
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -18,8 +17,8 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from collector.daemon.jobs import UNTIL_DONE, LedgerWorker
 from collector.ingest.pipeline import build_feeds
-from collector.ledger.connection import Ledger
 from collector.sinks.influx.outbox import dead_letter_count, pending_where_followed
 from schemas.config import CollectorConfig
 
@@ -120,8 +119,9 @@ class TailState:
     last_progress: float | None = None
 
 
-class Health:
-    """Answers /healthz and feeds the health metrics, on a ledger connection of its own."""
+class Health(LedgerWorker):
+    """Answers /healthz and feeds the health metrics, on a ledger connection of its own: one
+    check at a time (each is short); closing waits for the one in progress."""
 
     def __init__(
         self,
@@ -131,21 +131,20 @@ class Health:
         *,
         write_timeout: float = 2.0,
     ) -> None:
+        super().__init__(config.ledger.path)
         self.config = config
         self.tail = tail
         self.jobs = jobs
-        self.ledger = Ledger(config.ledger.path)
         self.ledger.db.execute(f"PRAGMA busy_timeout = {int(write_timeout * 1000)}")
         self.feeds = build_feeds(config)
-        self._lock = threading.Lock()
 
-    def close(self) -> None:
-        with self._lock:
-            self.ledger.close()
+    def close(self, wait: float = UNTIL_DONE) -> None:
+        """Close after the check in progress."""
+        super().close(wait)
 
     def check(self) -> tuple[bool, dict[str, Any]]:
         """(healthy, the /healthz body). Runs SQLite statements: call it in a thread."""
-        with self._lock:
+        with self._busy:
             body = self._state()
             reasons = self._tail_reasons(body["outbox_pending"])
             reasons += self._ledger_reasons() + self.jobs.late()
@@ -154,7 +153,7 @@ class Health:
 
     def state(self) -> dict[str, Any]:
         """Lag, outbox and jobs; what /healthz and /metrics show besides the verdict."""
-        with self._lock:
+        with self._busy:
             return self._state()
 
     def _state(self) -> dict[str, Any]:
