@@ -64,7 +64,7 @@ class RuleTestFile(_Strict):
     rule_files: list[Path]
     start: datetime = datetime(2026, 1, 1, tzinfo=UTC)
     timezone: str = "UTC"
-    evaluation_interval: Duration = Field("1m")
+    evaluation_interval: Duration = Field(timedelta(minutes=1))
     tests: list[RuleTest]
 
 

@@ -145,7 +145,8 @@ class LineParser:
         total = call.total_tokens
         if total is None and (tokens_in is not None or tokens_out is not None):
             total = (tokens_in or 0) + (tokens_out or 0)
-        cost, price_source = call.cost_usd, SOURCE_TRACE
+        cost = call.cost_usd
+        price_source: int | None = SOURCE_TRACE
         if cost is None and tokens_in is None and tokens_out is None:
             price_source = None  # nothing to price: unpriced, never a made-up $0
         elif cost is None:

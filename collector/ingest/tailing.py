@@ -22,8 +22,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
+from io import BufferedIOBase
 from pathlib import Path
-from typing import BinaryIO
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -41,7 +41,7 @@ ROTATED_NAMES = (".*", "-*")
 """A rotated file is named like the pattern plus one of these: logrotate's ``trace.jsonl.1``
 and ``trace.jsonl-20261204``, Python's ``trace.jsonl.2026-12-04``."""
 COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".lz4", ".zip", ".Z")
-DECOMPRESSORS: dict[str, Callable[[str], BinaryIO]] = {
+DECOMPRESSORS: dict[str, Callable[[str], BufferedIOBase]] = {
     ".gz": gzip.open,
     ".bz2": bz2.open,
     ".xz": lzma.open,

@@ -92,6 +92,23 @@ class Batch:
         return len(self.calls) + len(self.scores)
 
 
+def _stream(row: tuple[Any, ...]) -> Stream:
+    """A stream from its ``streams`` columns: id .. offset, state, then the four counts."""
+    stream_id, source, path, dev, ino, fp_len, fp, offset, state, *counts = row
+    return Stream(
+        stream_id,
+        source,
+        path,
+        dev,
+        ino,
+        fp_len,
+        fp,
+        offset,
+        StreamState(state),
+        dict(zip(("lines", "events", "quarantined", "skipped"), counts, strict=True)),
+    )
+
+
 def _identity(stream: Stream) -> tuple[str, int, int, int, bytes, str]:
     """The columns that say which file a stream is and where it stands."""
     return (stream.path, stream.dev, stream.ino, stream.fp_len, stream.fp, stream.state)
@@ -178,19 +195,7 @@ class Ledger:
             f" quarantined, skipped FROM streams WHERE state IN ({marks}) AND {where} ORDER BY id",
             (*states, *params),
         )
-        return [
-            Stream(
-                *row[:8],
-                state=StreamState(row[8]),
-                counts={
-                    "lines": row[9],
-                    "events": row[10],
-                    "quarantined": row[11],
-                    "skipped": row[12],
-                },
-            )
-            for row in rows
-        ]
+        return [_stream(row) for row in rows]
 
     def stream_by_inode(self, dev: int, ino: int) -> Stream | None:
         """The newest stream of any state recorded for this device and inode."""

@@ -22,7 +22,7 @@ from collector.tiers.sketch import ensure_math_functions
 from collector.tiers.store import Aggregate, rows_by
 from collector.tiers.summary import metrics
 from collector.tiers.windows import HOUR_US, Calendar
-from reports.reader import Row
+from reports.reader import Cell, Row
 
 FINER = {"1mo": "1d", "1d": "1h", "1h": "raw"}
 _ROLLED = ("1h", "1d", "1mo")
@@ -38,12 +38,15 @@ class LedgerReportReader:
         ensure_math_functions(db)
         self.db = db
         self.calendar = Calendar(zone)
-        self.dimensions = tuple(dimensions)
+        self.dimensions: Sequence[str] = tuple(dimensions)
 
     def empty(self) -> Aggregate:
         return Aggregate()
 
-    def metrics(self, cell: Aggregate) -> dict[str, Any]:
+    def metrics(self, cell: Cell) -> dict[str, Any]:
+        """The figures of a cell this reader made (`empty`, `rows`); TypeError for another's."""
+        if not isinstance(cell, Aggregate):
+            raise TypeError(f"not a cell of the ledger's reader: {type(cell).__name__}")
         return metrics(cell)
 
     def rows(self, start_us: int, end_us: int, tier: str, by: Sequence[str]) -> Iterator[Row]:

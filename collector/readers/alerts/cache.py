@@ -383,7 +383,7 @@ class AlertCache:
         cover = self._cover(series, start_us, end_us)
         if series is None or cover is None:
             return self.raw.events(start_us, end_us, where)
-        groups = {(): _Group(float(cover.totals.requests.sum()))}
+        groups: dict[Group, _Group] = {(): _Group(float(cover.totals.requests.sum()))}
         for edge in _edges(start_us, end_us, cover):
             self._add_edge(groups, series.key, edge, percentile=False)
         return int(groups[()].requests)
