@@ -28,8 +28,8 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from collector.ingest.parsing import CALL_COLUMNS, SCORE_COLUMNS
 from collector.ledger.connection import Ledger
+from collector.ledger.events import CALL_COLUMNS, SCORE_COLUMNS
 from collector.timespec import to_us
 
 TARGET_S_PER_DAY = 10.0

@@ -133,8 +133,9 @@ def _log_uncaught(
 def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
     if args.exc_type is not SystemExit:
         name = args.thread.name if args.thread is not None else "?"
-        info = (args.exc_type, args.exc_value, args.exc_traceback)
-        logging.getLogger("collector").critical("uncaught error in thread %s", name, exc_info=info)
+        logging.getLogger("collector").critical(
+            "uncaught error in thread %s", name, exc_info=args.exc_value
+        )
 
 
 def config_secrets(config: CollectorConfig) -> list[str]:

@@ -22,11 +22,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from collector import files
 from collector.cli.common import config_option, config_or_exit, ledger_or_exit
-from collector.ingest.parsing import CALL_COLUMNS, SCORE_COLUMNS
+from collector.ledger import events
 from collector.ledger.connection import Ledger
-from collector.tiers.store import METRIC_COLUMNS
+from collector.tiers import store as tiers
 from collector.timespec import parse_time, to_us
-from schemas.config import ALLOWED_DIMENSIONS, TIERS
+from schemas.config import TIERS
 
 err = Console(stderr=True)
 
@@ -34,17 +34,6 @@ BACKUP_STEP_PAGES = 4096
 """Pages copied per backup step (16 MiB at the default page size), between progress updates."""
 FETCH_ROWS = 5000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_TIER_COLUMNS = (
-    "window_start_us",
-    "window_end_us",
-    *ALLOWED_DIMENSIONS,
-    *METRIC_COLUMNS,
-    "latency_p50",
-    "latency_p90",
-    "latency_p95",
-    "latency_p99",
-)
-"""Tier columns exported: everything but the binary latency sketch and the write sequence."""
 
 
 @click.command()
@@ -188,25 +177,11 @@ def _select(
 ) -> tuple[list[str], Iterator[tuple[Any, ...]]]:
     """Output column names and a lazy row iterator; microsecond times become ISO strings."""
     if tier != "raw":
-        # A group none of whose calls had a price has no cost, not $0 (as in `summary`).
-        columns = [
-            "CASE WHEN unpriced < requests THEN cost_usd END" if c == "cost_usd" else c
-            for c in _TIER_COLUMNS
-        ]
-        sql = (
-            f"SELECT {', '.join(columns)} FROM rollups WHERE tier = ?"
-            " AND window_start_us >= ? AND window_start_us < ? ORDER BY window_start_us, group_key"
-        )
-        names = ["window_start", "window_end", *_TIER_COLUMNS[2:]]
-        return names, _iso_rows(db.execute(sql, (tier, start, end)), 2)
-    table, source = ("scores", SCORE_COLUMNS) if scores else ("calls", CALL_COLUMNS)
-    picked = [c for c in source if c != "stream_id"]
-    sql = (
-        f"SELECT id, {', '.join(picked)} FROM {table} WHERE ts_us >= ? AND ts_us < ?"
-        " ORDER BY ts_us, id"
-    )
-    names = ["id", "timestamp", *picked[1:]]
-    return names, _iso_rows(db.execute(sql, (start, end)), 1, first=1)
+        names = ["window_start", "window_end", *tiers.EXPORT_COLUMNS[2:]]
+        return names, _iso_rows(tiers.export_rows(db, tier, start, end), 2)
+    columns, rows = events.between(db, "scores" if scores else "calls", start, end)
+    names = ["id", "timestamp", *columns[2:]]
+    return names, _iso_rows(rows, 1, first=1)
 
 
 def _iso_rows(cursor: sqlite3.Cursor, count: int, first: int = 0) -> Iterator[tuple[Any, ...]]:

@@ -19,15 +19,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from alerting.engine import Engine, PassResult
 from alerting.outbox import Outbox
 from alerting.rules import load_rules
-from collector.ingest.parsing import CALL_COLUMNS, SCORE_COLUMNS
+from collector.ledger import events
 from collector.ledger.connection import Ledger
 from collector.readers.alerts.cache import AlertCache
 from schemas.alerting import RootRoute
 from schemas.durations import Duration, format_duration
 from schemas.rules import Rule
 
-_CALL_FIELDS = frozenset(CALL_COLUMNS) - {"ts_us", "stream_id"}
-_SCORE_FIELDS = frozenset(SCORE_COLUMNS) - {"ts_us", "stream_id"}
+_CALL_FIELDS = frozenset(events.CALL_COLUMNS) - {"ts_us", "stream_id"}
+_SCORE_FIELDS = frozenset(events.SCORE_COLUMNS) - {"ts_us", "stream_id"}
 
 
 class _Strict(BaseModel):
@@ -64,7 +64,7 @@ class RuleTestFile(_Strict):
     rule_files: list[Path]
     start: datetime = datetime(2026, 1, 1, tzinfo=UTC)
     timezone: str = "UTC"
-    evaluation_interval: Duration = Field("1m")
+    evaluation_interval: Duration = Field(timedelta(minutes=1))
     tests: list[RuleTest]
 
 
@@ -118,6 +118,7 @@ def _run_test(spec: RuleTestFile, test: RuleTest, rules: list[Rule], db_path: Pa
 def _write_events(ledger: Ledger, start: int, series: list[EventSeries]) -> None:
     with ledger.transaction() as db:
         for item in series:
+            table: events.Table
             table, allowed = (
                 ("scores", _SCORE_FIELDS) if item.type == "score" else ("calls", _CALL_FIELDS)
             )
@@ -126,10 +127,9 @@ def _write_events(ledger: Ledger, start: int, series: list[EventSeries]) -> None
             unknown = set(row) - allowed
             if unknown:
                 raise ValueError(f"unknown event field(s) {', '.join(sorted(unknown))}")
-            names = ["ts_us", "stream_id", *row]
-            sql = f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
             for ts in _times(start, item):
-                db.executemany(sql, [(ts, 0, *row.values())] * item.count)
+                values = dict.fromkeys(events.COLUMNS[table]) | row | {"ts_us": ts, "stream_id": 0}
+                events.insert(db, table, [tuple(values.values())] * item.count)
 
 
 def _times(start: int, item: EventSeries) -> list[int]:

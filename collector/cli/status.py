@@ -119,7 +119,7 @@ def status(config_path: Path | None, as_json: bool) -> None:
     firing alerts, and the running daemon's jobs with their last and next runs."""
     config = config_or_exit(config_path)
     ledger = ledger_or_exit(config, readonly=True)
-    state = {
+    state: dict[str, Any] = {
         "files": file_lag(ledger),
         "totals": ledger.totals(),
         "influx": outbox_state(config, ledger),

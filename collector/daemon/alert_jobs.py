@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from collections.abc import Callable
 from zoneinfo import ZoneInfo
@@ -16,6 +15,7 @@ from alerting.engine import Engine, PassResult
 from alerting.outbox import Outbox
 from alerting.rules import load_rules
 from collector.daemon.health import JobFailing
+from collector.daemon.jobs import LedgerWorker
 from collector.ingest.timerange import wall_clock_us
 from collector.ledger.connection import Ledger
 from collector.readers.alerts.cache import AlertCache
@@ -24,20 +24,25 @@ from schemas.config import CollectorConfig
 log = logging.getLogger("collector.alerts")
 
 
-class AlertJobs:
-    """The evaluation pass and the outbox drain, each on a connection of its own."""
+class AlertJobs(LedgerWorker):
+    """The evaluation pass (on the worker's connection) and the outbox drain (on one of its
+    own)."""
 
     def __init__(self, config: CollectorConfig) -> None:
         alerting = config.alerting
         assert alerting.rules_file is not None
         rules = load_rules(alerting.rules_file)
-        self._eval_ledger = Ledger(config.ledger.path)
+        super().__init__(
+            config.ledger.path,
+            log=log,
+            still_running="an alert evaluation pass was still running at exit",
+        )
         self._send_ledger = Ledger(config.ledger.path)
         outbox = Outbox(alerting.route, alerting.silences)
         self.engine = Engine(
             rules.rules,
-            self._eval_ledger.db,
-            AlertCache(self._eval_ledger.db, config.dimensions),
+            self.ledger.db,
+            AlertCache(self.ledger.db, config.dimensions),
             outbox,
             ZoneInfo(config.timezone),
         )
@@ -52,8 +57,6 @@ class AlertJobs:
         self.last_pass: PassResult | None = None
         self.ready: Callable[[], bool] = lambda: True
         """False while passes must wait (the daemon: until the start-up backlog is read)."""
-        self._busy = threading.Lock()
-        self._closed = False
 
     async def evaluate(self) -> None:
         self.last_pass = await asyncio.to_thread(self._evaluate)
@@ -61,16 +64,16 @@ class AlertJobs:
             log.error("rules failed to evaluate: %s", self.last_pass.errors)
 
     def _evaluate(self) -> PassResult | None:
-        with self._busy:
-            if self._closed or not self.ready():
-                return None
-            return self.engine.evaluate(wall_clock_us())
+        return self.run_now(self._pass)
+
+    def _pass(self) -> PassResult | None:
+        return self.engine.evaluate(wall_clock_us()) if self.ready() else None
 
     async def deliver(self) -> JobFailing | None:
         """Start sending what is due, each receiver on its own; the job does not wait for
         the sends, so a receiver that hangs delays no other one. The receivers whose latest
         lane failed make the job's last error (/healthz, ``llm-collector status``)."""
-        if not self._closed:
+        if not self.closed:
             await self.delivery.dispatch(wall_clock_us())
         failing = sorted(self.delivery.failing.items())
         return JobFailing("; ".join(f"{r}: {e}" for r, e in failing)) if failing else None
@@ -86,7 +89,7 @@ class AlertJobs:
         rules = load_rules(alerting.rules_file).rules
         notifiers = build_notifiers(alerting)
         outbox = Outbox(alerting.route, alerting.silences)
-        with self._busy:
+        with self._busy:  # between two passes
             self.engine.rules = list(rules)
             self.engine.outbox = outbox
             self.delivery.notifiers = notifiers
@@ -100,13 +103,5 @@ class AlertJobs:
         after its run, waiting ``wait`` seconds in all. A pass still running then (a first
         pass loading a big span) keeps its connection: it commits all or nothing."""
         deadline = time.monotonic() + wait
-        if self._busy.acquire(timeout=wait):
-            try:
-                self._closed = True
-                self._eval_ledger.close()
-            finally:
-                self._busy.release()
-        else:
-            self._closed = True
-            log.warning("an alert evaluation pass was still running at exit")
+        super().close(wait)
         self.delivery.close(max(0.0, deadline - time.monotonic()))

@@ -7,7 +7,6 @@ and each run in a `JobRegistry`, so a new job is watched without any change here
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -18,8 +17,9 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from collector.daemon.jobs import UNTIL_DONE, LedgerWorker
 from collector.ingest.pipeline import build_feeds
-from collector.ledger.connection import Ledger
+from collector.sinks.influx.outbox import dead_letter_count, pending_where_followed
 from schemas.config import CollectorConfig
 
 LATE_FACTOR = 3
@@ -119,8 +119,9 @@ class TailState:
     last_progress: float | None = None
 
 
-class Health:
-    """Answers /healthz and feeds the health metrics, on a ledger connection of its own."""
+class Health(LedgerWorker):
+    """Answers /healthz and feeds the health metrics, on a ledger connection of its own: one
+    check at a time (each is short); closing waits for the one in progress."""
 
     def __init__(
         self,
@@ -130,21 +131,20 @@ class Health:
         *,
         write_timeout: float = 2.0,
     ) -> None:
+        super().__init__(config.ledger.path)
         self.config = config
         self.tail = tail
         self.jobs = jobs
-        self.ledger = Ledger(config.ledger.path)
         self.ledger.db.execute(f"PRAGMA busy_timeout = {int(write_timeout * 1000)}")
         self.feeds = build_feeds(config)
-        self._lock = threading.Lock()
 
-    def close(self) -> None:
-        with self._lock:
-            self.ledger.close()
+    def close(self, wait: float = UNTIL_DONE) -> None:
+        """Close after the check in progress."""
+        super().close(wait)
 
     def check(self) -> tuple[bool, dict[str, Any]]:
         """(healthy, the /healthz body). Runs SQLite statements: call it in a thread."""
-        with self._lock:
+        with self._busy:
             body = self._state()
             reasons = self._tail_reasons(body["outbox_pending"])
             reasons += self._ledger_reasons() + self.jobs.late()
@@ -153,7 +153,7 @@ class Health:
 
     def state(self) -> dict[str, Any]:
         """Lag, outbox and jobs; what /healthz and /metrics show besides the verdict."""
-        with self._lock:
+        with self._busy:
             return self._state()
 
     def _state(self) -> dict[str, Any]:
@@ -163,7 +163,7 @@ class Health:
             "lag_bytes": self.tail.lag(),
             "last_poll": _iso(self.tail.last_progress),
             "outbox_pending": self.outbox_pending(),
-            "dead_letters": self._dead_letters(),
+            "dead_letters": dead_letter_count(self.ledger),
             "last_rollup": jobs.get("rollup", {}).get("last_run"),
             "last_evaluation": jobs.get("evaluate", {}).get("last_run"),
             "last_report": _latest(r["last_run"] for n, r in jobs.items() if "report" in n),
@@ -174,15 +174,7 @@ class Health:
         """Points waiting for InfluxDB per feed; None without an ``influx`` section."""
         if not self.feeds:
             return None
-        cursors = dict(self.ledger.db.execute("SELECT name, position FROM sink_cursors"))
-        return {
-            feed.name: feed.pending(self.ledger, cursors[feed.name])
-            for feed in self.feeds
-            if feed.name in cursors
-        }
-
-    def _dead_letters(self) -> int:
-        return self.ledger.db.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
+        return pending_where_followed(self.ledger, self.feeds)
 
     def _tail_reasons(self, outbox: dict[str, int] | None) -> list[str]:
         influx = self.config.influx

@@ -26,9 +26,9 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from collector.daemon.health import JobRegistry
-from collector.ingest.parsing import CALL_COLUMNS
 from collector.ingest.tailing import TailCounts
 from collector.ledger.connection import Batch
+from collector.ledger.events import CALL_COLUMNS
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0)
 """Upper bounds (seconds) of ``llm_response_latency_seconds``; +Inf is implied."""

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.base import BaseScheduler
 
+from collector.daemon.jobs import LedgerWorker
 from collector.daemon.tier_jobs import Clock
-from collector.ledger.connection import Ledger
 from collector.readers.reports import LedgerReportReader
 from reports.schedule import trigger
 from reports.service import Outcome, ReportService
@@ -23,32 +22,32 @@ from schemas.config import CollectorConfig
 log = logging.getLogger("collector.reports")
 
 
-class ReportJobs:
+class ReportJobs(LedgerWorker):
     """One pass at a time over a ledger connection of its own."""
 
     def __init__(self, config: CollectorConfig, clock: Clock) -> None:
+        super().__init__(
+            config.ledger.path,
+            log=log,
+            still_running="a report was still being built or sent at exit; it resumes at restart",
+        )
         self.config = config
         self.zone = ZoneInfo(config.timezone)
-        self.ledger = Ledger(config.ledger.path)
         reader = LedgerReportReader(self.ledger.db, self.zone, config.dimensions)
         self.service = ReportService(
             reader, self.ledger.db, config.reports, config.alerting, self.zone
         )
         self.clock = clock
-        self._busy = threading.Lock()  # held by a pass; a close takes it for good
-        self._closed = False
 
     async def run(self) -> Outcome | None:
         """Queue what fell due, then deliver what is queued; None when a pass is already on
         or the jobs are closed."""
-        if self._closed or not self._busy.acquire(blocking=False):
-            return None
-        try:
+        with self.turn() as mine:
+            if not mine:
+                return None
             now = self.clock()
             await asyncio.to_thread(self.service.open_due, now)  # may wait for the writer
             return await self.service.deliver(now)
-        finally:
-            self._busy.release()
 
     def schedule(self, scheduler: BaseScheduler) -> None:
         """Add the cron jobs and the catch-up / retry pass (first run now)."""
@@ -72,13 +71,3 @@ class ReportJobs:
             coalesce=True,
             misfire_grace_time=None,
         )
-
-    def close(self, wait: float = 2.0) -> None:
-        """Close the connection once the pass in progress ends (up to ``wait`` seconds); a
-        pass still going then keeps it (closing it under a query would crash SQLite), and
-        what it had not marked sent goes out after the restart."""
-        self._closed = True
-        if self._busy.acquire(timeout=wait):  # kept: no pass starts after this
-            self.ledger.close()
-        else:
-            log.warning("a report was still being built or sent at exit; it resumes at restart")

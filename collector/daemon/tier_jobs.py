@@ -1,7 +1,7 @@
 """The daemon's rollup and retention jobs, on a ledger connection of their own.
 
-Both run their SQLite work in a worker thread, one at a time (a lock), so the tail loop keeps
-its own connection; WAL lets them write in turn. The first runs, at start-up, catch up on
+Both run their SQLite work in a worker thread, one at a time (`LedgerWorker`), so the tail
+loop keeps its own connection; WAL lets them write in turn. The first runs, at start-up, catch up on
 whatever closed while the daemon was down. Time comes from an injected clock.
 """
 
@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from collector.daemon.jobs import UNTIL_DONE, LedgerWorker
 from collector.errors import describe
-from collector.ledger.connection import Ledger
 from collector.retrying import EXPECTED
 from collector.tiers.retention import Retention
 from collector.tiers.rollup import Roller, RollStopped
@@ -30,47 +29,42 @@ Clock = Callable[[], datetime]
 """Returns the current time as an aware datetime."""
 
 
-class TierJobs:
+class TierJobs(LedgerWorker):
     """Rolls windows once closed plus ``tiers.grace``; expires rows past ``tiers.retention``."""
 
     def __init__(self, config: CollectorConfig, clock: Clock) -> None:
-        self.ledger = Ledger(config.ledger.path)
+        super().__init__(config.ledger.path, log=log)
         self.roller = Roller(self.ledger.db, ZoneInfo(config.timezone), config.dimensions)
         self.retention = Retention(self.roller, config.tiers.retention)
         self.grace = config.tiers.grace
         self.clock = clock
         self.rolled = asyncio.Event()
         """Set after each rollup run, for whoever waits on one."""
-        self._lock = threading.Lock()
 
     async def rollup(self) -> None:
-        await asyncio.to_thread(self._locked, self._roll)
+        await asyncio.to_thread(self.run_now, lambda: self._logged(self._roll))
         self.rolled.set()
 
     async def expire(self) -> None:
-        await asyncio.to_thread(self._locked, self._expire)
+        await asyncio.to_thread(self.run_now, lambda: self._logged(self._expire))
 
-    def close(self) -> None:
+    def close(self, wait: float = UNTIL_DONE) -> None:
         """Stop a running job at its next window (what it rolled stays), close the connection."""
-        self.roller.stop_requested = True
-        with self._lock:
-            self.ledger.close()
+        super().close(wait)
 
-    def _locked(self, job: Callable[[], None]) -> None:
-        with self._lock:
-            if self.roller.stop_requested:
-                return
-            try:
-                job()
-            except RollStopped:
-                log.info("%s stopped for shutdown; it goes on at the next start", job.__name__)
-            except EXPECTED as error:  # a full disk: one line, not a traceback a minute
-                problem = describe(error, self.ledger.path)
-                log.error(
-                    "%s failed: %s; it runs again at its next interval", job.__name__, problem
-                )
-            except Exception:
-                log.exception("%s failed; it runs again at its next interval", job.__name__)
+    def _stopping(self) -> None:
+        self.roller.stop_requested = True
+
+    def _logged(self, job: Callable[[], None]) -> None:
+        try:
+            job()
+        except RollStopped:
+            log.info("%s stopped for shutdown; it goes on at the next start", job.__name__)
+        except EXPECTED as error:  # a full disk: one line, not a traceback a minute
+            problem = describe(error, self.ledger.path)
+            log.error("%s failed: %s; it runs again at its next interval", job.__name__, problem)
+        except Exception:
+            log.exception("%s failed; it runs again at its next interval", job.__name__)
 
     def _roll(self) -> None:
         rolled = self.roller.roll(to_us(self.clock() - self.grace))

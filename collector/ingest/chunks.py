@@ -73,12 +73,12 @@ def parse_chunk(parser: LineParser, job: ChunkJob, max_line: int) -> ParsedChunk
             reason = f"unexpected error: {type(error).__name__}: {error}"
             rejected.append(QuarantineEntry(path, start, reason, line, len(line)))
             continue
-        if parsed.kind == "call":
-            calls.append(parsed.row)
-        elif parsed.kind == "score":
-            scores.append(parsed.row)
-        else:
+        if parsed.row is None:
             batch.skipped += 1
+        elif parsed.kind == "call":
+            calls.append(parsed.row)
+        else:
+            scores.append(parsed.row)
     batch.quarantined = len(rejected)
     return ParsedChunk(batch, rejected)
 

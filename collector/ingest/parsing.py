@@ -30,48 +30,6 @@ BOM = b"\xef\xbb\xbf"
 _MIN_US = to_us(datetime.min.replace(tzinfo=UTC))
 _MAX_US = to_us(datetime.max.replace(tzinfo=UTC))
 
-CALL_COLUMNS = (
-    "ts_us",
-    "model",
-    "provider",
-    "task_type",
-    "operation",
-    "status",
-    "error_type",
-    "input_tokens",
-    "output_tokens",
-    "total_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-    "cost_usd",
-    "price_source",
-    "latency_ms",
-    "quality_score",
-    "tenant_id",
-    "user_id",
-    "session_id",
-    "agent_name",
-    "trace_id",
-    "call_id",
-    "extra",
-    "prompt",
-    "response",
-    "stream_id",
-)
-SCORE_COLUMNS = (
-    "ts_us",
-    "name",
-    "value",
-    "model",
-    "task_type",
-    "scenario",
-    "tenant_id",
-    "trace_id",
-    "extra",
-    "stream_id",
-)
-
 
 class Rejected(Exception):
     """A line that is not a valid event; the message is the quarantine reason."""
@@ -169,6 +127,7 @@ class LineParser:
         return SKIPPED
 
     def _call_row(self, call: LlmCall, zone: ZoneInfo, stream_id: int) -> tuple[Any, ...]:
+        """The ledger's call row (`collector.ledger.events.CALL_COLUMNS`)."""
         if call.model is None:
             raise Rejected("model: required for an llm_call event")
         ts_us = self._accepted_us(call.timestamp, zone)
@@ -186,7 +145,8 @@ class LineParser:
         total = call.total_tokens
         if total is None and (tokens_in is not None or tokens_out is not None):
             total = (tokens_in or 0) + (tokens_out or 0)
-        cost, price_source = call.cost_usd, SOURCE_TRACE
+        cost = call.cost_usd
+        price_source: int | None = SOURCE_TRACE
         if cost is None and tokens_in is None and tokens_out is None:
             price_source = None  # nothing to price: unpriced, never a made-up $0
         elif cost is None:
@@ -234,6 +194,7 @@ class LineParser:
         )
 
     def _score_row(self, score: ScoreEvent, zone: ZoneInfo, stream_id: int) -> tuple[Any, ...]:
+        """The ledger's score row (`collector.ledger.events.SCORE_COLUMNS`)."""
         return (
             self._accepted_us(score.timestamp, zone),
             score.name,

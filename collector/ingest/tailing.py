@@ -22,15 +22,15 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
+from io import BufferedIOBase
 from pathlib import Path
-from typing import BinaryIO
 from zoneinfo import ZoneInfo
 
 import orjson
 
 from collector.ingest.chunks import ChunkJob, ChunkParser, ParsedChunk
 from collector.ingest.quarantine import QuarantineEntry, QuarantineFile
-from collector.ledger.connection import Batch, Ledger, OffsetMoved, Stream
+from collector.ledger.connection import Batch, Ledger, OffsetMoved, Stream, StreamState
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +41,12 @@ ROTATED_NAMES = (".*", "-*")
 """A rotated file is named like the pattern plus one of these: logrotate's ``trace.jsonl.1``
 and ``trace.jsonl-20261204``, Python's ``trace.jsonl.2026-12-04``."""
 COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".lz4", ".zip", ".Z")
-DECOMPRESSORS: dict[str, Callable[[str], BinaryIO]] = {
+DECOMPRESSORS: dict[str, Callable[[str], BufferedIOBase]] = {
     ".gz": gzip.open,
     ".bz2": bz2.open,
     ".xz": lzma.open,
 }
 """The compressions whose first bytes can be read to recognise a file read before."""
-STATES = ("active", "rotated", "done")
 MTIME_SLACK_S = 2.0
 """File times come from the kernel's coarse clock: a file written just after a scan may show
 a time just before it."""
@@ -168,11 +167,11 @@ class Tailer:
                     stream.path,
                     stream.counts["lines"],
                 )
-                stream.state = "done"
+                stream.state = StreamState.DONE
                 self.ledger.save_stream(stream)
                 continue
             stream.path = path
-            self._attach(stream, rotated=stream.state == "rotated")
+            self._attach(stream, rotated=stream.state == StreamState.ROTATED)
 
     def _locate(self, stream: Stream) -> str | None:
         info = _regular_file(stream.path)
@@ -294,7 +293,7 @@ class Tailer:
                 self._drain(copied, TailEnd.TAKE)
                 self._finish(copied)
         else:
-            old.state = "done"
+            old.state = StreamState.DONE
             self.ledger.save_stream(old)
         stream = self._new_stream(source, path, info, from_start=True)
         self._attach(stream)
@@ -340,7 +339,7 @@ class Tailer:
         ):
             return self._reuse(same_inode, path, info)
         directory = str(Path(path).parent)
-        for stream in self.ledger.streams(states=("done",)):
+        for stream in self.ledger.streams(states=(StreamState.DONE,)):
             if (
                 str(Path(stream.path).parent) == directory
                 and stream.fp_len >= MIN_ADOPT_FINGERPRINT
@@ -351,7 +350,8 @@ class Tailer:
         return None
 
     def _reuse(self, stream: Stream, path: str, info: os.stat_result) -> Stream:
-        stream.path, stream.dev, stream.ino, stream.state = path, info.st_dev, info.st_ino, "active"
+        stream.path, stream.dev, stream.ino = path, info.st_dev, info.st_ino
+        stream.state = StreamState.ACTIVE
         self.ledger.save_stream(stream)
         return stream
 
@@ -406,7 +406,7 @@ class Tailer:
         if stream is None:
             log.warning("%s was rotated away before it was read; reading it now", path)
             stream = self._new_stream(source, path, info, from_start=True)
-        stream.state = "rotated"
+        stream.state = StreamState.ROTATED
         self.ledger.save_stream(stream)
         self._attach(stream, source.zone, rotated=True)
 
@@ -432,7 +432,9 @@ class Tailer:
             0 < stream.fp_len <= len(head)
             and Path(stream.path).parent == directory
             and hashlib.blake2b(head[: stream.fp_len], digest_size=16).digest() == stream.fp
-            for stream in self.ledger.streams(STATES, where="source = ?", params=(source.pattern,))
+            for stream in self.ledger.streams(
+                tuple(StreamState), where="source = ?", params=(source.pattern,)
+            )
         )
 
     def _followed(self, path: str, info: os.stat_result) -> bool:
@@ -467,7 +469,7 @@ class Tailer:
     def _mark_rotated(self, handle: _Open) -> None:
         handle.stream.path = self._locate(handle.stream) or handle.stream.path
         handle.rotated_at = self.clock()
-        handle.stream.state = "rotated"
+        handle.stream.state = StreamState.ROTATED
         self.ledger.save_stream(handle.stream)
 
     def _release(self, handle: _Open) -> None:
@@ -476,7 +478,7 @@ class Tailer:
 
     def _finish(self, handle: _Open) -> None:
         handle.stream.path = self._locate(handle.stream) or handle.stream.path
-        handle.stream.state = "done"
+        handle.stream.state = StreamState.DONE
         self.ledger.save_stream(handle.stream)
         self._release(handle)
 

@@ -53,5 +53,5 @@ class TimeRange:
         return None
 
 
-DEFAULT_RANGE = TimeRange.from_config(TimestampsConfig())
+DEFAULT_RANGE = TimeRange.from_config(TimestampsConfig.model_validate({}))
 """1970 to the wall clock + 1 day."""

@@ -12,62 +12,17 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from enum import StrEnum
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
 from collector import files
 from collector.errors import describe
-from collector.ingest.parsing import CALL_COLUMNS, SCORE_COLUMNS
+from collector.ledger import events
 from collector.ledger.migrations import MIGRATIONS
-from collector.tiers.windows import HOUR_US
+from collector.tiers import marks
 from schemas.errors import CollectorError
-
-_MARK_PENDING = "INSERT OR IGNORE INTO rollup_pending (hour) VALUES (?)"
-
-_INSERT_CALL = (
-    f"INSERT INTO calls ({', '.join(CALL_COLUMNS)}) VALUES ({', '.join('?' * len(CALL_COLUMNS))})"
-)
-_INSERT_SCORE = (
-    f"INSERT INTO scores ({', '.join(SCORE_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(SCORE_COLUMNS))})"
-)
-
-
-def delete_events(db: sqlite3.Connection, table: str, clause: str, params: Sequence[Any]) -> int:
-    """Delete rows of ``calls`` or ``scores``, first noting the highest id given so far.
-
-    SQLite gives the next row ``max(id) + 1``: once the newest row is deleted its id would be
-    given again, and every cursor over ids (the InfluxDB outbox, the alert cache) would skip
-    the new row. `Ledger.commit` continues above the noted id.
-    """
-    db.execute(
-        "INSERT INTO sequences (name, value)"
-        f" SELECT ?, max(id) FROM {table} WHERE true HAVING max(id) IS NOT NULL"
-        " ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)",
-        (f"{table}.id",),
-    )
-    return db.execute(f"DELETE FROM {table} WHERE {clause}", params).rowcount
-
-
-def _insert(
-    db: sqlite3.Connection,
-    table: str,
-    sql: str,
-    columns: Sequence[str],
-    rows: Sequence[Sequence[Any]],
-) -> None:
-    """Insert rows with ids above any ever given (see `delete_events`)."""
-    noted = db.execute("SELECT value FROM sequences WHERE name = ?", (f"{table}.id",)).fetchone()
-    if noted is not None:
-        top = db.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()[0]
-        if top < noted[0]:
-            marks = ", ".join("?" * (len(columns) + 1))
-            db.execute(
-                f"INSERT INTO {table} (id, {', '.join(columns)}) VALUES ({marks})",
-                (noted[0] + 1, *rows[0]),
-            )
-            rows = rows[1:]
-    db.executemany(sql, rows)
 
 
 def _bind_null(value: None) -> None:
@@ -80,11 +35,6 @@ def _bind_null(value: None) -> None:
 sqlite3.register_adapter(type(None), _bind_null)
 
 
-def _utc_hours(batch: Batch) -> set[int]:
-    """The UTC hours a batch writes into, which the rollup must (re)roll."""
-    return {row[0] // HOUR_US for row in batch.calls} | {row[0] // HOUR_US for row in batch.scores}
-
-
 class LedgerError(CollectorError):
     """The ledger cannot be opened, upgraded or written; the message says what to do."""
 
@@ -92,6 +42,21 @@ class LedgerError(CollectorError):
 class OffsetMoved(LedgerError):
     """A stream's offset in the ledger is not the one its batch was read from: another writer
     committed it. The batch is rolled back; the reader must continue from the stored offset."""
+
+
+class StreamState(StrEnum):
+    """Where a followed file stands; ``streams.state`` stores the value."""
+
+    ACTIVE = "active"
+    """Read at the path it is found under."""
+    ROTATED = "rotated"
+    """Renamed away by rotation: read to its end, then done."""
+    DONE = "done"
+    """Read to its end (or gone); kept to recognise the file if it shows up again."""
+
+
+FOLLOWED = (StreamState.ACTIVE, StreamState.ROTATED)
+"""The states of the files still read."""
 
 
 @dataclass
@@ -106,7 +71,7 @@ class Stream:
     fp_len: int
     fp: bytes
     offset: int = 0
-    state: str = "active"
+    state: StreamState = StreamState.ACTIVE
     counts: dict[str, int] = field(
         default_factory=lambda: {"lines": 0, "events": 0, "quarantined": 0, "skipped": 0}
     )
@@ -125,6 +90,23 @@ class Batch:
     @property
     def events(self) -> int:
         return len(self.calls) + len(self.scores)
+
+
+def _stream(row: tuple[Any, ...]) -> Stream:
+    """A stream from its ``streams`` columns: id .. offset, state, then the four counts."""
+    stream_id, source, path, dev, ino, fp_len, fp, offset, state, *counts = row
+    return Stream(
+        stream_id,
+        source,
+        path,
+        dev,
+        ino,
+        fp_len,
+        fp,
+        offset,
+        StreamState(state),
+        dict(zip(("lines", "events", "quarantined", "skipped"), counts, strict=True)),
+    )
 
 
 def _identity(stream: Stream) -> tuple[str, int, int, int, bytes, str]:
@@ -201,7 +183,7 @@ class Ledger:
 
     def streams(
         self,
-        states: Sequence[str] = ("active", "rotated"),
+        states: Sequence[StreamState] = FOLLOWED,
         *,
         where: str = "true",
         params: Sequence[Any] = (),
@@ -213,24 +195,11 @@ class Ledger:
             f" quarantined, skipped FROM streams WHERE state IN ({marks}) AND {where} ORDER BY id",
             (*states, *params),
         )
-        return [
-            Stream(
-                *row[:9],
-                counts={
-                    "lines": row[9],
-                    "events": row[10],
-                    "quarantined": row[11],
-                    "skipped": row[12],
-                },
-            )
-            for row in rows
-        ]
+        return [_stream(row) for row in rows]
 
     def stream_by_inode(self, dev: int, ino: int) -> Stream | None:
         """The newest stream of any state recorded for this device and inode."""
-        found = self.streams(
-            ("active", "rotated", "done"), where="dev = ? AND ino = ?", params=(dev, ino)
-        )
+        found = self.streams(tuple(StreamState), where="dev = ? AND ino = ?", params=(dev, ino))
         return found[-1] if found else None
 
     def add_stream(
@@ -262,14 +231,13 @@ class Ledger:
         )
 
     def commit(self, stream: Stream, batch: Batch, new_offset: int) -> None:
-        """Store a batch's events and the stream's new offset in one transaction."""
+        """Store a batch's events and the stream's new offset in one transaction, with the
+        hours the tiers must roll again (`collector.tiers.marks`)."""
         with self.transaction() as db:
-            if batch.calls:
-                _insert(db, "calls", _INSERT_CALL, CALL_COLUMNS, batch.calls)
-            if batch.scores:
-                _insert(db, "scores", _INSERT_SCORE, SCORE_COLUMNS, batch.scores)
             if batch.events:
-                db.executemany(_MARK_PENDING, ((hour,) for hour in _utc_hours(batch)))
+                events.insert(db, "calls", batch.calls)
+                events.insert(db, "scores", batch.scores)
+                marks.mark_written(db, (row[0] for row in chain(batch.calls, batch.scores)))
             moved = db.execute(
                 "UPDATE streams SET offset = ?, lines = lines + ?, events = events + ?,"
                 " quarantined = quarantined + ?, skipped = skipped + ?, path = ?, dev = ?,"

@@ -15,12 +15,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from alerting.history import AlertEpisode, episodes
+from collector.tiers import marks
 from collector.tiers.rawrollup import raw_groups
 from collector.tiers.sketch import ensure_math_functions
-from collector.tiers.store import METRIC_COLUMNS, Aggregate, aggregate_from_row
+from collector.tiers.store import Aggregate, rows_by
 from collector.tiers.summary import metrics
 from collector.tiers.windows import HOUR_US, Calendar
-from reports.reader import Row
+from reports.reader import Cell, Row
 
 FINER = {"1mo": "1d", "1d": "1h", "1h": "raw"}
 _ROLLED = ("1h", "1d", "1mo")
@@ -34,18 +35,21 @@ class LedgerReportReader:
         ensure_math_functions(db)
         self.db = db
         self.calendar = Calendar(zone)
-        self.dimensions = tuple(dimensions)
+        self.dimensions: Sequence[str] = tuple(dimensions)
 
     def empty(self) -> Aggregate:
         return Aggregate()
 
-    def metrics(self, cell: Aggregate) -> dict[str, Any]:
+    def metrics(self, cell: Cell) -> dict[str, Any]:
+        """The figures of a cell this reader made (`empty`, `rows`); TypeError for another's."""
+        if not isinstance(cell, Aggregate):
+            raise TypeError(f"not a cell of the ledger's reader: {type(cell).__name__}")
         return metrics(cell)
 
     def rows(self, start_us: int, end_us: int, tier: str, by: Sequence[str]) -> Iterator[Row]:
         cut = min(end_us, max(start_us, self.fresh_until(tier)))
         if cut > start_us:
-            yield from self._tier_rows(tier, start_us, cut, by)
+            yield from rows_by(self.db, tier, start_us, cut, by)
         if cut < end_us:
             finer = FINER[tier]
             if finer == "raw":
@@ -55,28 +59,15 @@ class LedgerReportReader:
 
     def fresh_until(self, tier: str) -> int:
         """Windows of ``tier`` starting before this are rolled and up to date."""
-        (hour,) = self.db.execute("SELECT min(hour) FROM rollup_pending").fetchone()
+        hour = marks.first_pending_hour(self.db)
         fresh = _NEVER if hour is None else self.calendar.hour(hour * HOUR_US).start_us
         for above in _ROLLED[1 : _ROLLED.index(tier) + 1]:
             if fresh != _NEVER:
                 fresh = self.calendar.window(above, fresh).start_us
-            (dirty,) = self.db.execute(
-                "SELECT min(window_start_us) FROM rollup_dirty WHERE tier = ?", (above,)
-            ).fetchone()
+            dirty = marks.first_dirty(self.db, above)
             if dirty is not None:
                 fresh = min(fresh, dirty)
         return fresh
-
-    def _tier_rows(self, tier: str, start_us: int, end_us: int, by: Sequence[str]) -> Iterator[Row]:
-        select = "".join(f"{name}, " for name in by)
-        rows = self.db.execute(
-            f"SELECT window_start_us, {select}{', '.join(METRIC_COLUMNS)}, latency_sketch"
-            " FROM rollups WHERE tier = ? AND window_start_us >= ? AND window_start_us < ?",
-            (tier, start_us, end_us),
-        )
-        width = len(by) + 1
-        for row in rows:
-            yield row[0], tuple(row[1:width]), aggregate_from_row(row[width:])
 
     def _raw_rows(self, start_us: int, end_us: int, by: Sequence[str]) -> Iterator[Row]:
         window = self.calendar.hour(start_us)

@@ -1,17 +1,16 @@
-"""How a send to a sink can fail: try again later, or refused for good."""
+"""How a send to a sink can fail: try again later, or refused for good (the split every
+delivery path shares, `schemas.errors`)."""
 
 from __future__ import annotations
 
+from schemas.errors import PermanentError, RetryableError
 
-class RetryLater(Exception):
+
+class RetryLater(RetryableError):
     """The batch was not stored; send it again after ``after`` seconds (None: own backoff)."""
 
-    def __init__(self, message: str, after: float | None = None) -> None:
-        super().__init__(message)
-        self.after = after
 
-
-class Refused(Exception):
+class Refused(PermanentError):
     """The server refused the batch for good (a 4xx such as 400 or 422): set it aside."""
 
     def __init__(self, status: int, message: str) -> None:

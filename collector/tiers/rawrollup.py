@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from collector.ledger.connection import delete_events
+from collector.ledger import events
 from collector.tiers import sketch as sketches
 from collector.tiers.raw_summary import SCORE_DIMENSIONS
 from collector.tiers.store import METRIC_COLUMNS, Aggregate, Group
@@ -124,5 +124,5 @@ def _add_scores(
 
 def consume_raw(db: sqlite3.Connection, start_us: int, end_us: int) -> None:
     """Delete the raw rows of ``[start, end)`` once a sealed window has absorbed them."""
-    for table in ("calls", "scores"):
-        delete_events(db, table, "ts_us >= ? AND ts_us < ?", (start_us, end_us))
+    for table in events.TABLES:
+        events.delete(db, table, "ts_us >= ? AND ts_us < ?", (start_us, end_us))

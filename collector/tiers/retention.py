@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import timedelta
 
-from collector.ledger.connection import delete_events
+from collector.ledger import events
 from collector.tiers.rollup import Roller, atomic, sealed_before
 
 _FEEDS = {"raw": "1h", "1h": "1d", "1d": "1mo"}
@@ -79,13 +79,7 @@ class Retention:
 
     def _oldest(self, tier: str, since_us: int) -> int | None:
         if tier == "raw":
-            found = [
-                self.db.execute(
-                    f"SELECT min(ts_us) FROM {t} WHERE ts_us >= ?", (since_us,)
-                ).fetchone()[0]
-                for t in ("calls", "scores")
-            ]
-            return min((ts for ts in found if ts is not None), default=None)
+            return events.oldest_us(self.db, since_us)
         return self.db.execute(
             "SELECT min(window_start_us) FROM rollups WHERE tier = ? AND window_start_us >= ?",
             (tier, since_us),
@@ -104,8 +98,7 @@ class Retention:
     def _delete_before(self, tier: str, boundary: int) -> int:
         if tier == "raw":
             return sum(
-                delete_events(self.db, table, "ts_us < ?", (boundary,))
-                for table in ("calls", "scores")
+                events.delete(self.db, table, "ts_us < ?", (boundary,)) for table in events.TABLES
             )
         return self.db.execute(
             "DELETE FROM rollups WHERE tier = ? AND window_start_us < ?", (tier, boundary)

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 from ddsketch.ddsketch import BaseDDSketch
 
+from collector.ledger import sequences
 from collector.tiers import sketch as sketches
 from schemas.config import ALLOWED_DIMENSIONS
 
@@ -122,13 +123,6 @@ class Group:
         return cls(orjson.dumps(dimensions).decode(), dimensions)
 
 
-def next_seqs(db: sqlite3.Connection, count: int) -> range:
-    """``count`` fresh sequence numbers; call inside the transaction that writes the rows."""
-    db.execute("UPDATE sequences SET value = value + ? WHERE name = 'rollups'", (count,))
-    (last,) = db.execute("SELECT value FROM sequences WHERE name = 'rollups'").fetchone()
-    return range(last - count + 1, last + 1)
-
-
 def write_window(
     db: sqlite3.Connection,
     tier: str,
@@ -138,7 +132,7 @@ def write_window(
 ) -> int:
     """Replace every row of one window with ``groups``; returns the rows written."""
     db.execute("DELETE FROM rollups WHERE tier = ? AND window_start_us = ?", (tier, start_us))
-    seqs = next_seqs(db, len(groups)) if groups else range(0)
+    seqs = sequences.take(db, "rollups", len(groups)) if groups else range(0)
     db.executemany(
         _INSERT,
         (
@@ -181,6 +175,22 @@ def read_window_rows(
     )
     for row in rows:
         yield row[0], aggregate_from_row(row[1:])
+
+
+def rows_by(
+    db: sqlite3.Connection, tier: str, start_us: int, end_us: int, by: Sequence[str]
+) -> Iterator[tuple[int, tuple[Any, ...], Aggregate]]:
+    """(window start, the values of the dimensions ``by``, aggregate) of the rows of ``tier``
+    whose window starts in ``[start, end)``."""
+    select = "".join(f"{name}, " for name in by)
+    rows = db.execute(
+        f"SELECT window_start_us, {select}{', '.join(METRIC_COLUMNS)}, latency_sketch"
+        " FROM rollups WHERE tier = ? AND window_start_us >= ? AND window_start_us < ?",
+        (tier, start_us, end_us),
+    )
+    width = len(by) + 1
+    for row in rows:
+        yield row[0], tuple(row[1:width]), aggregate_from_row(row[width:])
 
 
 def aggregate_from_row(values: Sequence[Any]) -> Aggregate:
@@ -257,3 +267,58 @@ def _export(tier: str, row: tuple[Any, ...]) -> dict[str, Any]:
 
 def _mean(total: float, count: int) -> float | None:
     return total / count if count else None
+
+
+def _scalar(db: sqlite3.Connection, sql: str, *params: int | str) -> Any:
+    return db.execute(sql, params).fetchone()[0]
+
+
+def last_seq(db: sqlite3.Connection, tier: str) -> int:
+    """The ``seq`` of the last row of ``tier`` written (0 before any)."""
+    return int(_scalar(db, "SELECT coalesce(max(seq), 0) FROM rollups WHERE tier = ?", tier))
+
+
+def count_after(db: sqlite3.Connection, tier: str, seq: int) -> int:
+    """How many rows of ``tier`` were written after ``seq``."""
+    return int(_scalar(db, "SELECT count(*) FROM rollups WHERE tier = ? AND seq > ?", tier, seq))
+
+
+def first_window_after(db: sqlite3.Connection, tier: str, seq: int) -> int | None:
+    """The earliest window start among the rows of ``tier`` written after ``seq``."""
+    sql = "SELECT min(window_start_us) FROM rollups WHERE tier = ? AND seq > ?"
+    return _scalar(db, sql, tier, seq)
+
+
+def first_seq_since(db: sqlite3.Connection, tier: str, since_us: int) -> int | None:
+    """The lowest ``seq`` among the rows of ``tier`` whose window starts at ``since_us`` or
+    later."""
+    sql = "SELECT min(seq) FROM rollups WHERE tier = ? AND window_start_us >= ?"
+    return _scalar(db, sql, tier, since_us)
+
+
+EXPORT_COLUMNS = (
+    "window_start_us",
+    "window_end_us",
+    *ALLOWED_DIMENSIONS,
+    *METRIC_COLUMNS,
+    "latency_p50",
+    "latency_p90",
+    "latency_p95",
+    "latency_p99",
+)
+"""Columns an export shows: everything but the binary latency sketch and the write sequence."""
+
+
+def export_rows(db: sqlite3.Connection, tier: str, start_us: int, end_us: int) -> sqlite3.Cursor:
+    """The `EXPORT_COLUMNS` of the rows of ``tier`` whose window starts in ``[start, end)``, by
+    window and group; a group none of whose calls had a price has no cost, not $0 (as in
+    ``summary``)."""
+    columns = [
+        "CASE WHEN unpriced < requests THEN cost_usd END" if c == "cost_usd" else c
+        for c in EXPORT_COLUMNS
+    ]
+    return db.execute(
+        f"SELECT {', '.join(columns)} FROM rollups WHERE tier = ?"
+        " AND window_start_us >= ? AND window_start_us < ? ORDER BY window_start_us, group_key",
+        (tier, start_us, end_us),
+    )

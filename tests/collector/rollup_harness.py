@@ -6,8 +6,8 @@ import math
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from collector.ingest.parsing import CALL_COLUMNS, SCORE_COLUMNS
 from collector.ledger.connection import Batch, Ledger
+from collector.ledger.events import CALL_COLUMNS, SCORE_COLUMNS
 from collector.tiers.retention import Retention
 from collector.tiers.rollup import Roller
 from collector.timespec import to_us

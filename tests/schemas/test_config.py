@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from collector.configfile import ConfigError, load_config
-from collector.ingest.parsing import SCORE_COLUMNS
+from collector.ledger.events import SCORE_COLUMNS
 from collector.sinks.influx.lineprotocol import LineEncoder
 from schemas.config import ALLOWED_DIMENSIONS, CollectorConfig, InfluxConfig, PriceOverride
 

@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from alerting.reader import Group, Sample
+from collector.ledger import events
 from collector.readers.alerts.grid import Grid, Totals, combine
 from collector.readers.alerts.reader import COUNTED, PERCENTILES, LedgerReader, Range, metric_rows
 from collector.readers.alerts.tiers import hourly_rows, raw_start, readable
@@ -346,9 +347,7 @@ class AlertCache:
                 )
 
     def _last_ids(self) -> tuple[int, int]:
-        calls = self.db.execute("SELECT max(id) FROM calls").fetchone()[0]
-        scores = self.db.execute("SELECT max(id) FROM scores").fetchone()[0]
-        return calls or 0, scores or 0
+        return events.last_id(self.db, "calls"), events.last_id(self.db, "scores")
 
     def window(
         self,
@@ -384,7 +383,7 @@ class AlertCache:
         cover = self._cover(series, start_us, end_us)
         if series is None or cover is None:
             return self.raw.events(start_us, end_us, where)
-        groups = {(): _Group(float(cover.totals.requests.sum()))}
+        groups: dict[Group, _Group] = {(): _Group(float(cover.totals.requests.sum()))}
         for edge in _edges(start_us, end_us, cover):
             self._add_edge(groups, series.key, edge, percentile=False)
         return int(groups[()].requests)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
+from collector.ledger import events
+
 _US = 1_000_000
 _SPLIT = {
     # metric: events, values present, sum, min, max (as in the grid rows)
@@ -30,11 +32,10 @@ _SPLIT = {
 
 def raw_start(db: sqlite3.Connection) -> int | None:
     """The end of the last hourly rollup before the oldest raw event: raw rows start there."""
-    oldest = [db.execute(f"SELECT min(ts_us) FROM {t}").fetchone()[0] for t in ("calls", "scores")]
-    known = [ts for ts in oldest if ts is not None]
+    oldest = events.oldest_us(db)
     row = db.execute(
         "SELECT max(window_end_us) FROM rollups WHERE tier = '1h' AND window_end_us <= ?",
-        (min(known) if known else 2**62,),
+        (2**62 if oldest is None else oldest,),
     ).fetchone()
     return row[0]
 

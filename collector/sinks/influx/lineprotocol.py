@@ -24,8 +24,8 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any
 
-from collector.ingest.parsing import CALL_COLUMNS, SCORE_COLUMNS
 from collector.ingest.timerange import DEFAULT_RANGE, TimeRange, iso_us
+from collector.ledger.events import CALL_COLUMNS, SCORE_COLUMNS
 from schemas.events import CONTROL_CHARACTERS, REPLACEMENT
 
 log = logging.getLogger(__name__)

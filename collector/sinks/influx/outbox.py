@@ -19,11 +19,12 @@ from datetime import timedelta
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from collector.ingest.parsing import CALL_COLUMNS, SCORE_COLUMNS
+from collector.ledger import events
 from collector.ledger.connection import Ledger
 from collector.retrying import Backoff
 from collector.sinks.errors import Refused, RetryLater
 from collector.sinks.influx.lineprotocol import LineEncoder
+from collector.tiers import store as tiers
 
 if TYPE_CHECKING:
     from collector.sinks.influx.writer import InfluxWriter
@@ -278,6 +279,18 @@ class Outbox:
             )
 
 
+def pending_where_followed(ledger: Ledger, feeds: Sequence[Feed]) -> dict[str, int]:
+    """Rows past the cursor of each feed that has one; unlike `Outbox.pending`, a reader
+    never creates a cursor (a feed not started yet has nothing pending)."""
+    cursors = dict(ledger.db.execute("SELECT name, position FROM sink_cursors").fetchall())
+    return {f.name: f.pending(ledger, cursors[f.name]) for f in feeds if f.name in cursors}
+
+
+def dead_letter_count(ledger: Ledger) -> int:
+    """How many batches the server refused for good and wait to be retried."""
+    return int(ledger.db.execute("SELECT count(*) FROM dead_letters").fetchone()[0])
+
+
 def dead_letters(ledger: Ledger) -> list[dict[str, Any]]:
     columns = (
         "id",
@@ -302,23 +315,19 @@ class EventFeed(Feed):
 
     def __init__(
         self,
-        table: str,
+        table: events.Table,
         bucket: str,
         encode: Callable[[int, Sequence[Any]], str | None],
         oldest_us: Callable[[], int | None],
     ) -> None:
         super().__init__(f"influx:{table}", bucket)
-        self.table = table
+        self.table: events.Table = table
         self.encode = encode
         self.oldest_us = oldest_us
-        self._columns = ", ".join(CALL_COLUMNS if table == "calls" else SCORE_COLUMNS)
 
     def fetch(self, ledger: Ledger, after: int, limit: int) -> Rows:
         cutoff = self.oldest_us()
-        rows = ledger.db.execute(
-            f"SELECT id, {self._columns} FROM {self.table} WHERE id > ? ORDER BY id LIMIT ?",
-            (after, limit),
-        )
+        rows = events.rows_after(ledger.db, self.table, after, limit)
         return [(r[0], self._line(r[0], r[1:], cutoff)) for r in rows]
 
     def _line(self, row_id: int, row: Sequence[Any], cutoff: int | None) -> str | Skipped:
@@ -327,21 +336,16 @@ class EventFeed(Feed):
         return _or_out_of_range(self.encode(row_id, row))
 
     def last_position(self, ledger: Ledger) -> int:
-        return ledger.db.execute(f"SELECT coalesce(max(id), 0) FROM {self.table}").fetchone()[0]
+        return events.last_id(ledger.db, self.table)
 
     def pending(self, ledger: Ledger, after: int) -> int:
         return max(0, self.last_position(ledger) - after)
 
     def first_time(self, ledger: Ledger, after: int) -> int | None:
-        row = ledger.db.execute(
-            f"SELECT ts_us FROM {self.table} WHERE id > ? ORDER BY id LIMIT 1", (after,)
-        ).fetchone()
-        return row[0] if row else None
+        return events.time_after(ledger.db, self.table, after)
 
     def position_at(self, ledger: Ledger, since_us: int) -> int | None:
-        return ledger.db.execute(
-            f"SELECT min(id) FROM {self.table} WHERE ts_us >= ?", (since_us,)
-        ).fetchone()[0]
+        return events.first_id_since(ledger.db, self.table, since_us)
 
 
 class RollupFeed(Feed):
@@ -357,9 +361,7 @@ class RollupFeed(Feed):
         self.encoder = encoder
 
     def fetch(self, ledger: Ledger, after: int, limit: int) -> Rows:
-        from collector.tiers.store import tier_rows_after
-
-        rows = tier_rows_after(ledger.db, self.tier, after, limit)
+        rows = tiers.tier_rows_after(ledger.db, self.tier, after, limit)
         return [(row["seq"], self._line(row)) for row in rows]
 
     def _line(self, row: dict[str, Any]) -> str | Skipped:
@@ -370,26 +372,17 @@ class RollupFeed(Feed):
             self.encoder.rollup(self.tier, row["window_start_us"], row["dimensions"], metrics)
         )
 
-    def _one(self, ledger: Ledger, sql: str, *args: int) -> Any:
-        return ledger.db.execute(sql, (self.tier, *args)).fetchone()[0]
-
     def last_position(self, ledger: Ledger) -> int:
-        return self._one(ledger, "SELECT coalesce(max(seq), 0) FROM rollups WHERE tier = ?")
+        return tiers.last_seq(ledger.db, self.tier)
 
     def pending(self, ledger: Ledger, after: int) -> int:
-        return self._one(ledger, "SELECT count(*) FROM rollups WHERE tier = ? AND seq > ?", after)
+        return tiers.count_after(ledger.db, self.tier, after)
 
     def first_time(self, ledger: Ledger, after: int) -> int | None:
-        return self._one(
-            ledger,
-            "SELECT min(window_start_us) FROM rollups WHERE tier = ? AND seq > ?",
-            after,
-        )
+        return tiers.first_window_after(ledger.db, self.tier, after)
 
     def position_at(self, ledger: Ledger, since_us: int) -> int | None:
-        return self._one(
-            ledger, "SELECT min(seq) FROM rollups WHERE tier = ? AND window_start_us >= ?", since_us
-        )
+        return tiers.first_seq_since(ledger.db, self.tier, since_us)
 
 
 def _or_out_of_range(line: str | None) -> str | Skipped:
@@ -409,10 +402,8 @@ def raw_feeds(
         """The raw retention's cutoff; None (no cutoff, not 1970) when raw is kept forever."""
         return None if retention is None else now_us() - int(retention.total_seconds() * 1e6)
 
-    return [
-        EventFeed("calls", bucket, encoder.call, oldest_us),
-        EventFeed("scores", bucket, encoder.score, oldest_us),
-    ]
+    encoders = {"calls": encoder.call, "scores": encoder.score}
+    return [EventFeed(table, bucket, encoders[table], oldest_us) for table in events.TABLES]
 
 
 def rollup_feeds(buckets: Callable[[str], str], encoder: LineEncoder) -> list[Feed]:

@@ -1,9 +1,9 @@
 """The daemon's InfluxDB side: bucket set-up, the outbox drain loop, and back-pressure.
 
-It owns a second ledger connection (WAL lets it read and move cursors while the tail loop
-writes), so a slow or absent server never holds up reading the trace files, until the outbox
-reaches ``influx.max_pending``: then reading pauses instead of growing the ledger without
-bound.
+It owns a second ledger connection (a `LedgerWorker`'s: WAL lets it read and move cursors while
+the tail loop writes), so a slow or absent server never holds up reading the trace files, until
+the outbox reaches ``influx.max_pending``: then reading pauses instead of growing the ledger
+without bound.
 """
 
 from __future__ import annotations
@@ -11,12 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 import time
 from typing import TYPE_CHECKING
 
+from collector.daemon.jobs import LedgerWorker
 from collector.ingest.pipeline import build_outbox
-from collector.ledger.connection import Ledger
 from collector.retrying import Backoff, FailureLog
 from collector.sinks.influx.outbox import Outbox
 from schemas.config import CollectorConfig, InfluxConfig
@@ -30,20 +29,23 @@ SETUP_RETRY_SECONDS = 60.0
 WARN_FRACTION = 0.8
 
 
-class Shipper:
+class Shipper(LedgerWorker):
     """Drains the outbox to InfluxDB until stopped; tells the tail loop when to pause."""
 
     def __init__(self, config: CollectorConfig) -> None:
         assert config.influx is not None
+        super().__init__(
+            config.ledger.path,
+            log=log,
+            still_running="an InfluxDB write was still in flight at exit; it will be sent again",
+        )
         self.config = config
         self.influx: InfluxConfig = config.influx
-        self.ledger = Ledger(config.ledger.path)
         outbox = build_outbox(config, self.ledger)
         assert outbox is not None
         self.outbox: Outbox = outbox
         self._pending = 0
         self._warned_level = 0
-        self._busy = threading.Lock()
 
     @property
     def writer(self) -> InfluxWriter:
@@ -76,8 +78,7 @@ class Shipper:
                     await asyncio.wait_for(stop.wait(), wait)
 
     def _setup_buckets(self) -> bool:
-        with self._busy:
-            return self._try_setup()
+        return bool(self.run_now(self._try_setup))
 
     def _try_setup(self) -> bool:
         try:
@@ -103,8 +104,7 @@ class Shipper:
         return True
 
     def _drain_some(self) -> int:
-        with self._busy:
-            return self._drain_batches()
+        return self.run_now(self._drain_batches) or 0
 
     def _drain_batches(self) -> int:
         sent = 0
@@ -157,14 +157,12 @@ class Shipper:
             f" waiting {cap:g} s (influx.max_backoff)'"
         )
 
-    def close(self, wait: float = 2.0) -> None:
-        """Close once the request in flight is answered; past ``wait`` let it go: its points
-        stay pending (the cursor moves only on an acknowledgement) and go out after restart."""
-        if not self._busy.acquire(timeout=wait):
-            log.warning("an InfluxDB write was still in flight at exit; it will be sent again")
-            return
+    def _release(self) -> None:
+        """Closed once the request in flight is answered; past the wait it is let go: its
+        points stay pending (the cursor moves only on an acknowledgement) and go out after
+        restart."""
         self.writer.close()
-        self.ledger.close()
+        super()._release()
 
 
 def _short(error: Exception) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -36,7 +37,8 @@ def _server_message(error: ApiException) -> str:
 
 
 def _retry_after(error: ApiException) -> float | None:
-    value = (error.headers or {}).get("Retry-After")
+    headers: Mapping[str, str] = error.headers or {}
+    value = headers.get("Retry-After")
     try:
         return max(0.0, float(value)) if value is not None else None
     except ValueError:

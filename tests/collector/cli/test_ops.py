@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from collector.cli.main import main
-from collector.cli.ops import _TIER_COLUMNS
-from collector.ingest.parsing import CALL_COLUMNS, SCORE_COLUMNS
+from collector.ledger.events import CALL_COLUMNS, SCORE_COLUMNS
+from collector.tiers.store import EXPORT_COLUMNS
 from tests.collector.daemon_harness import (
     Appender,
     Daemon,
@@ -169,7 +169,7 @@ def test_export_scores_and_a_tier(example):
     # A group with no priced call has no cost (null), not $0.
     columns = [
         "CASE WHEN unpriced < requests THEN cost_usd END" if c == "cost_usd" else c
-        for c in _TIER_COLUMNS
+        for c in EXPORT_COLUMNS
     ]
     expected = ledger_rows(
         ledger,
@@ -181,7 +181,7 @@ def test_export_scores_and_a_tier(example):
     rows = [json.loads(line) for line in tier.splitlines()]
     assert len(rows) == len(expected) > 24
     assert [
-        (us(r["window_start"]), us(r["window_end"]), *(r[c] for c in _TIER_COLUMNS[2:]))
+        (us(r["window_start"]), us(r["window_end"]), *(r[c] for c in EXPORT_COLUMNS[2:]))
         for r in rows
     ] == expected
     assert (

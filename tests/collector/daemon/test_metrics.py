@@ -9,9 +9,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from collector.daemon.health import JobRegistry
 from collector.daemon.metrics import OTHER, DaemonMetrics, LlmCounters
-from collector.ingest.parsing import CALL_COLUMNS
 from collector.ingest.tailing import TailCounts
 from collector.ledger.connection import Batch
+from collector.ledger.events import CALL_COLUMNS
 
 HEALTH = {"lag_bytes": {}, "outbox_pending": None, "dead_letters": 0}
 

@@ -10,9 +10,10 @@ from hypothesis import strategies as st
 
 from collector.ingest.chunks import POOL_MIN_LINES, ChunkJob, ChunkParser
 from collector.ingest.content import ContentPolicy, redact
-from collector.ingest.parsing import CALL_COLUMNS, LineParser
+from collector.ingest.parsing import LineParser
 from collector.ingest.pricing import SOURCE_OVERRIDE, Pricer
 from collector.ingest.timerange import DEFAULT_RANGE, TimeRange
+from collector.ledger.events import CALL_COLUMNS
 from schemas.config import ContentConfig, PriceOverride, TimestampsConfig
 
 OVERRIDES = {"my-finetune": PriceOverride(input=1.0, output=2.0)}

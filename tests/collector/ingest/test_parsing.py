@@ -15,10 +15,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from collector.ingest.content import ContentPolicy
-from collector.ingest.parsing import CALL_COLUMNS, SCORE_COLUMNS, SKIPPED, LineParser, Rejected
+from collector.ingest.parsing import SKIPPED, LineParser, Rejected
 from collector.ingest.pricing import SOURCE_GENAI_PRICES, SOURCE_TRACE, Pricer
 from collector.ingest.timerange import TimeRange
 from collector.ledger.connection import MIGRATIONS
+from collector.ledger.events import CALL_COLUMNS, SCORE_COLUMNS
 from schemas.config import ContentConfig, TimestampsConfig
 from schemas.events import MAX_TOKENS
 

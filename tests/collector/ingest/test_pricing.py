@@ -11,9 +11,10 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from collector.ingest.content import ContentPolicy
-from collector.ingest.parsing import CALL_COLUMNS, LineParser
+from collector.ingest.parsing import LineParser
 from collector.ingest.pricing import SOURCE_GENAI_PRICES, SOURCE_OVERRIDE, SOURCE_TRACE, Pricer
 from collector.ledger.connection import Batch, Ledger
+from collector.ledger.events import CALL_COLUMNS
 from collector.sinks.influx.lineprotocol import LineEncoder
 from collector.tiers.raw_summary import summarize
 from schemas.config import ContentConfig, PriceOverride

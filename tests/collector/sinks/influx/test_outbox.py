@@ -26,16 +26,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from collector.cli.main import main
-from collector.ingest.parsing import CALL_COLUMNS
 from collector.ingest.pipeline import build_tailer
 from collector.ingest.tailing import Source, TailEnd
-from collector.ledger.connection import Ledger, delete_events
+from collector.ledger import events
+from collector.ledger.connection import Ledger
+from collector.ledger.events import CALL_COLUMNS
 from collector.retrying import Backoff
 from collector.sinks.influx.lineprotocol import LineEncoder
 from collector.sinks.influx.outbox import Outbox, dead_letters, raw_feeds
 from collector.sinks.influx.shipping import Shipper
 from collector.sinks.influx.writer import InfluxWriter, Refused, RetryLater
 from schemas.config import CollectorConfig, InfluxConfig, TiersConfig
+from schemas.errors import PermanentError, RetryableError
 
 TOKEN = "s3cr3t-T0KEN-never-in-logs"
 INSTANCE = "collector-1"
@@ -529,7 +531,7 @@ def test_a_refused_batch_after_a_gap_in_the_rows_is_set_aside_once(rig, stub):
     rig.drain()
     rig.add([call(i) for i in range(10, 20)])
     with rig.ledger.transaction() as db:
-        delete_events(db, "calls", "id IN (11, 12)", ())
+        events.delete(db, "calls", "id IN (11, 12)", ())
     refused = influx_error(400, "invalid", "partial write: field type conflict")
     stub.script(refused, refused, refused)
     for _ in range(3):
@@ -651,6 +653,23 @@ def test_the_token_never_appears_in_logs_or_error_messages(tmp_path, rig, stub, 
 
 
 # ----- deterministic timestamps ---------------------------------------------------------------
+
+
+def test_the_writers_errors_are_the_shared_retryable_and_permanent_kinds(writer, stub):
+    """Every delivery path keeps its work on a `RetryableError` and sets it aside on a
+    `PermanentError`: the InfluxDB writer's errors are those."""
+    stub.script(
+        influx_error(429, "too many requests", "slow down", Retry_After=7),
+        influx_error(422, "unprocessable entity", "points beyond retention"),
+    )
+    point = ["llm_call,model=m input_tokens=1i 1"]
+    with pytest.raises(RetryableError) as busy:
+        writer.write("llm_raw", point)
+    assert busy.value.after == 7
+    with pytest.raises(PermanentError) as refused:
+        writer.write("llm_raw", point)
+    assert refused.value.status == 422
+    assert str(refused.value) == "HTTP 422: points beyond retention"
 
 
 def test_same_instant_same_tag_events_get_distinct_timestamps(rig, stub):
