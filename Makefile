@@ -24,6 +24,7 @@ test:
 		npm ci --prefix tests/docker --no-audit --no-fund --loglevel=error
 	$(PYTHON) -m pip install -q -e '.[test]'
 	$(PYTHON) -m ruff check .
+	$(PYTHON) -m mypy
 	$(PYTHON) -m pytest -n 2 -q
 
 lint:

@@ -35,7 +35,7 @@ def _remedy(error: OSError | sqlite3.Error) -> str:
         return "; check that its directory exists and that this user may write there"
     if "malformed" in text or "not a database" in text:
         return (
-            "; restore the last backup (llm-collector backup; see README, Backups) or move the"
-            " file aside to start a new ledger"
+            "; restore the last backup (llm-collector backup; see docs/operations.md#backups)"
+            " or move the file aside to start a new ledger"
         )
     return ""

@@ -43,7 +43,7 @@ def rules() -> None:
 
 
 @rules.command("check")
-@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("path", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
 def rules_check(path: Path) -> None:
     """Validate FILE; exit 1 with one line per problem (file, rule, field)."""
     from alerting.rules import RulesError, load_rules  # pydantic models: built only when used
@@ -60,7 +60,9 @@ def rules_check(path: Path) -> None:
 
 
 @rules.command("test")
-@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument(
+    "path", metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
 def rules_test(path: Path) -> None:
     """Run the rule unit tests in FILE (events over time, expected alerts at given times)."""
     from pydantic import ValidationError

@@ -29,7 +29,9 @@ out = Console()
 def _influx_config(path: Path | None) -> CollectorConfig:
     config = config_or_exit(path)
     if config.influx is None:
-        raise click.ClickException("no influx section in the configuration; see README, InfluxDB")
+        raise click.ClickException(
+            "no influx section in the configuration; see docs/influxdb-grafana.md"
+        )
     return config
 
 

@@ -55,6 +55,7 @@ out = Console(width=None if sys.stdout.isatty() else 200)
     default="INFO",
     show_default=True,
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    help="The least severe log lines shown (on stderr).",
 )
 @click.option(
     "--log-format",
@@ -159,7 +160,12 @@ def ingest(
 @main.command()
 @config_option
 def run(config_path: Path | None) -> None:
-    """Run the daemon: tail the sources into the ledger until SIGTERM or SIGINT."""
+    """Run the daemon: tail the sources into the ledger until SIGTERM or SIGINT.
+
+    It also rolls the tiers, ships to InfluxDB, evaluates alert rules and sends reports, as
+    configured, and serves /healthz and /metrics. SIGHUP reloads the rules file, receivers,
+    route and silences without a restart.
+    """
     from collector.daemon.service import Daemon, hold_stop_signals
 
     early_stop = hold_stop_signals()

@@ -114,7 +114,12 @@ def _integrity(path: Path) -> str | None:
 @click.option("--since", default="-24h", show_default=True, help="Start: ISO 8601, today, -7d...")
 @click.option("--until", default="now", show_default=True, help="End (exclusive).")
 @click.option(
-    "--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "jsonl"]),
+    default="csv",
+    show_default=True,
+    help="CSV with a header row, or JSON lines (one object per row).",
 )
 @click.option(
     "--tier",

@@ -44,6 +44,7 @@ err = Console(stderr=True)
     type=click.Choice(["md", "html", "both"]),
     default="both",
     show_default=True,
+    help="Markdown, HTML (with the charts inline), or both.",
 )
 def report(
     kind: str,

@@ -149,8 +149,8 @@ class Ledger:
             problem = " ".join(problem.replace("*** in database main ***", "").split())
             raise LedgerError(
                 f"the ledger {self.path} is damaged ({problem}); restore the last backup"
-                " (llm-collector backup; see README, Backups) or move the file aside to start"
-                " a new ledger"
+                " (llm-collector backup; see docs/operations.md#backups) or move the file aside"
+                " to start a new ledger"
             )
 
     def close(self) -> None:

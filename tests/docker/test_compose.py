@@ -1,5 +1,5 @@
 """docker-compose.yml, .env.example, the Grafana datasource and the collector's container config
-agree with each other. Docker's engine does not run here: these read the files (the README says
+agree with each other. Docker's engine does not run here: these read the files (CONTRIBUTING.md says
 how to check the stack by hand)."""
 
 import re

@@ -39,7 +39,7 @@ def us(moment: datetime) -> int:
 
 
 def as_stored(written: str) -> str:
-    """What every server holds for a dimension value, as the README documents it: a control
+    """What every server holds for a dimension value, as docs/influxdb-grafana.md says: a control
     character, and a backslash at the end or before a backslash, comma, space or ``=``, become
     U+FFFD; everything else is unchanged."""
     out = []
