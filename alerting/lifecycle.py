@@ -58,7 +58,7 @@ def transition(
         return _active(before, now_us, for_us)
     if before is None or before.state == AlertState.PENDING:
         return Step(None, None)
-    if keep_firing_for_us > 0 and now_us - before.last_active_us < keep_firing_for_us:
+    if now_us - before.last_active_us < keep_firing_for_us:  # a clock stepped back counts too
         return Step(before, Notice.FIRING)
     return Step(None, Notice.RESOLVED)
 

@@ -64,11 +64,11 @@ class LedgerWorker:
     def turn(self) -> Iterator[bool]:
         """Whether a run may start now (False while another one is going, or once closed),
         held to the end of the block, across awaits: for a run on the event loop."""
-        if self._closed or not self._busy.acquire(blocking=False):
+        if not self._busy.acquire(blocking=False):
             yield False
             return
         try:
-            yield True
+            yield not self._closed  # checked under the lock: close may have run meanwhile
         finally:
             self._busy.release()
 

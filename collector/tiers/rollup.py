@@ -48,7 +48,8 @@ def atomic(db: sqlite3.Connection) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:  # SQLite may have rolled back itself (a full disk)
+            db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
 

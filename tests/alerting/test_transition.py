@@ -52,6 +52,13 @@ def test_firing_resolves_at_once_without_keep_firing_for():
     assert transition(firing, False, T0 + MINUTE, 0, 0) == Step(None, Notice.RESOLVED)
 
 
+def test_a_clock_stepped_back_keeps_a_firing_alert_firing():
+    """As the engine always did: an evaluation before the last active one (an NTP step back)
+    is inside keep_firing_for, even when that is zero."""
+    firing = Timers(AlertState.FIRING, T0, T0 + MINUTE, T0)
+    assert transition(firing, False, T0 + MINUTE - 1, 0, 0) == Step(firing, Notice.FIRING)
+
+
 def test_states_are_the_strings_the_ledger_stores():
     assert [s.value for s in AlertState] == ["pending", "firing"]
     assert [n.value for n in Notice] == ["firing", "resolved"]
