@@ -40,7 +40,8 @@ One YAML file, found by `--config FILE`, else `$LLM_COLLECTOR_CONFIG`, else `./c
 relative to the directory the collector is started from. Check a file with
 `llm-collector config check --config FILE`: it prints the effective values (secrets masked) or
 one line per problem, naming the file (or environment variable) and the key.
-[`examples/collector.yaml`](../examples/collector.yaml) shows every option with its default.
+[`examples/collector.yaml`](../examples/collector.yaml) shows every option at its
+default, with commented examples of other values.
 
 - **Environment.** Any option can be set from the environment, which wins over the file:
   `LLM_COLLECTOR_` and the option's path in upper case, nested keys joined by `__`
