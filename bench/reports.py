@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo
 from rollup import template  # bench/rollup.py (this script's directory comes first on sys.path)
 
 from collector.ledger.connection import Batch, Ledger
+from collector.tiers.marks import mark_written
 from collector.tiers.retention import Retention
 from collector.tiers.rollup import Roller
 from collector.tiers.store import Aggregate, Group, merge_rows, read_window_rows, write_window
@@ -66,7 +67,7 @@ def sample_hours(workdir: Path, per_day: int, seed: int) -> dict[int, Window]:
         calls = [(start + row[0], *row[1:]) for row in calls]
         scores = [(start + ts, name, value, model, task, None, None, None, None, 1)
                   for ts, name, value, model, task in scores]  # fmt: skip
-        ledger.commit(stream, Batch(calls=calls, scores=scores), offset + 1)
+        ledger.commit(stream, Batch(calls=calls, scores=scores), offset + 1, mark_written)
         roller.roll(start + HOUR_US)
         windows[hour] = merge_rows(read_window_rows(ledger.db, "1h", start, start + HOUR_US))
     ledger.close()

@@ -15,9 +15,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from collector.cli.common import config_option, config_or_exit
-from collector.ingest.pipeline import build_outbox
 from collector.ledger.connection import Ledger
 from collector.sinks.errors import RetryLater
+from collector.sinks.influx.build import build_outbox
 from collector.sinks.influx.outbox import Outbox, dead_letters
 from collector.timespec import parse_time, to_us
 from schemas.config import CollectorConfig

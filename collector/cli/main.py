@@ -35,9 +35,10 @@ from collector.cli.influx import background_drain, influx, wait_for_outbox
 from collector.cli.ops import backup, export
 from collector.cli.report import report
 from collector.cli.status import status
-from collector.ingest.pipeline import build_outbox, build_tailer, configured_sources
+from collector.ingest.pipeline import build_tailer, configured_sources
 from collector.ingest.tailing import Source, TailEnd
 from collector.logs import LOG_FORMATS, RedactingGroup
+from collector.sinks.influx.build import build_outbox
 from collector.tiers.raw_summary import summarize
 from collector.tiers.rollup import ROLLED_TIERS, ProgressCallback, Roller
 from collector.tiers.summary import default_tier, summarize_tier

@@ -17,8 +17,8 @@ from rich.table import Table
 
 from alerting import store
 from collector.cli.common import config_option, config_or_exit, ledger_or_exit
-from collector.ingest.pipeline import build_outbox
 from collector.ledger.connection import Ledger
+from collector.sinks.influx.build import build_outbox
 from collector.sinks.influx.outbox import dead_letters
 from schemas.config import CollectorConfig
 

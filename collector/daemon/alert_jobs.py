@@ -14,10 +14,10 @@ from alerting.delivery import Delivery, build_notifiers
 from alerting.engine import Engine, PassResult
 from alerting.outbox import Outbox
 from alerting.rules import load_rules
+from collector.clock import wall_clock_us
 from collector.daemon.health import JobFailing
-from collector.daemon.jobs import LedgerWorker
-from collector.ingest.timerange import wall_clock_us
 from collector.ledger.connection import Ledger
+from collector.ledger.worker import LedgerWorker
 from collector.readers.alerts.cache import AlertCache
 from schemas.config import CollectorConfig
 

@@ -17,8 +17,8 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from collector.daemon.jobs import UNTIL_DONE, LedgerWorker
-from collector.ingest.pipeline import build_feeds
+from collector.ledger.worker import UNTIL_DONE, LedgerWorker
+from collector.sinks.influx.build import build_feeds
 from collector.sinks.influx.outbox import dead_letter_count, pending_where_followed
 from schemas.config import CollectorConfig
 

@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.base import BaseScheduler
 
-from collector.daemon.jobs import LedgerWorker
 from collector.daemon.tier_jobs import Clock
+from collector.ledger.worker import LedgerWorker
 from collector.readers.reports import LedgerReportReader
 from reports.schedule import trigger
 from reports.service import Outcome, ReportService

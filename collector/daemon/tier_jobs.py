@@ -13,8 +13,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from collector.daemon.jobs import UNTIL_DONE, LedgerWorker
 from collector.errors import describe
+from collector.ledger.worker import UNTIL_DONE, LedgerWorker
 from collector.retrying import EXPECTED
 from collector.tiers.retention import Retention
 from collector.tiers.rollup import Roller, RollStopped

@@ -14,9 +14,9 @@ from zoneinfo import ZoneInfo
 import orjson
 from pydantic import ValidationError
 
+from collector.clock import DEFAULT_RANGE, TimeRange, iso_us
 from collector.ingest.content import ContentPolicy
 from collector.ingest.pricing import SOURCE_TRACE, Pricer
-from collector.ingest.timerange import DEFAULT_RANGE, TimeRange, iso_us
 from collector.timespec import to_us
 from schemas.events import (
     ERROR_STATUSES,

@@ -1,4 +1,5 @@
-"""Wiring the ingest path from the configuration: sources -> tailer -> parser -> ledger."""
+"""Wiring the ingest path from the configuration: sources -> tailer -> parser -> ledger (the
+InfluxDB outbox is wired by `collector.sinks.influx.build`)."""
 
 from __future__ import annotations
 
@@ -6,17 +7,16 @@ import time
 from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
+from collector.clock import TimeRange
 from collector.ingest.chunks import ChunkParser
 from collector.ingest.content import ContentPolicy
 from collector.ingest.parsing import LineParser
 from collector.ingest.pricing import Pricer
 from collector.ingest.quarantine import QuarantineFile
 from collector.ingest.tailing import Source, Tailer
-from collector.ingest.timerange import TimeRange
 from collector.ledger.connection import Batch, Ledger
 from collector.ledger.writer_lock import acquire
-from collector.sinks.influx.lineprotocol import LineEncoder
-from collector.sinks.influx.outbox import Feed, Outbox, raw_feeds, rollup_feeds
+from collector.tiers import marks
 from schemas.config import CollectorConfig
 
 
@@ -54,37 +54,10 @@ def build_tailer(
         sources,
         chunks,
         quarantine,
+        mark_written=marks.mark_written,
         max_line_bytes=config.ingest.max_line_bytes,
         rotate_wait=config.ingest.rescan_interval.total_seconds(),
         on_progress=on_progress,
         on_commit=on_commit,
         clock=clock,
     )
-
-
-def build_outbox(config: CollectorConfig, ledger: Ledger) -> Outbox | None:
-    """The InfluxDB outbox, or None when no ``influx`` section is configured."""
-    if config.influx is None:
-        return None
-    from collector.sinks.influx.writer import (
-        InfluxWriter,  # influxdb-client takes a third of a second
-    )
-
-    writer = InfluxWriter(config.influx)
-    return Outbox(
-        ledger,
-        writer,
-        build_feeds(config),
-        batch_size=config.influx.batch_size,
-        max_backoff=config.influx.max_backoff.total_seconds(),
-    )
-
-
-def build_feeds(config: CollectorConfig) -> list[Feed]:
-    """The outbox's feeds (raw events, then each rollup tier); none without ``influx``."""
-    if config.influx is None:
-        return []
-    times = TimeRange.from_config(config.ingest.timestamps)
-    encoder = LineEncoder(config.dimensions, config.influx.instance, times)
-    feeds = raw_feeds(config.influx.buckets.raw, encoder, config.tiers.retention.get("raw"))
-    return feeds + rollup_feeds(config.influx.buckets.for_tier, encoder)

@@ -30,7 +30,14 @@ import orjson
 
 from collector.ingest.chunks import ChunkJob, ChunkParser, ParsedChunk
 from collector.ingest.quarantine import QuarantineEntry, QuarantineFile
-from collector.ledger.connection import Batch, Ledger, OffsetMoved, Stream, StreamState
+from collector.ledger.connection import (
+    Batch,
+    Ledger,
+    MarkWritten,
+    OffsetMoved,
+    Stream,
+    StreamState,
+)
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +127,7 @@ class Tailer:
         chunks: ChunkParser,
         quarantine: QuarantineFile,
         *,
+        mark_written: MarkWritten,
         max_line_bytes: int,
         rotate_wait: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
@@ -128,6 +136,8 @@ class Tailer:
         on_commit: Callable[[Batch], None] | None = None,
     ) -> None:
         self.ledger = ledger
+        self.mark_written = mark_written
+        """Marks the hours of each batch for the tiers, in its commit (`Ledger.commit`)."""
         self.sources = sources
         self.chunks = chunks
         self.quarantine = quarantine
@@ -370,7 +380,8 @@ class Tailer:
         )
         first_look = source.pattern not in self._seen_at
         if source.start_at == "end" and first_look and not from_start:
-            self.ledger.commit(stream, Batch(), self._end_of_last_line(path, info.st_size))
+            end = self._end_of_last_line(path, info.st_size)
+            self.ledger.commit(stream, Batch(), end, self.mark_written)
         return stream
 
     def _adopt_missed_rotations(self, source: Source, matched: set[str]) -> None:
@@ -627,7 +638,7 @@ class Tailer:
         advanced = end - handle.stream.offset
         written = self.quarantine.write(rejected)
         try:
-            self.ledger.commit(handle.stream, batch, end)
+            self.ledger.commit(handle.stream, batch, end, self.mark_written)
         except BaseException:
             self.quarantine.take_back(written)
             raise

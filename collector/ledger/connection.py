@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -21,7 +21,6 @@ from collector import files
 from collector.errors import describe
 from collector.ledger import events
 from collector.ledger.migrations import MIGRATIONS
-from collector.tiers import marks
 from schemas.errors import CollectorError
 
 
@@ -57,6 +56,11 @@ class StreamState(StrEnum):
 
 FOLLOWED = (StreamState.ACTIVE, StreamState.ROTATED)
 """The states of the files still read."""
+
+MarkWritten = Callable[[sqlite3.Connection, Iterable[int]], None]
+"""Called inside a batch's commit transaction with the times (UTC µs) of its events: the tiers
+mark the hours they must roll (`collector.tiers.marks.mark_written`, passed by the wiring), so
+no event is ever committed unmarked."""
 
 
 @dataclass
@@ -230,14 +234,16 @@ class Ledger:
             (*_identity(stream), _now_us(), stream.id),
         )
 
-    def commit(self, stream: Stream, batch: Batch, new_offset: int) -> None:
-        """Store a batch's events and the stream's new offset in one transaction, with the
-        hours the tiers must roll again (`collector.tiers.marks`)."""
+    def commit(
+        self, stream: Stream, batch: Batch, new_offset: int, mark_written: MarkWritten
+    ) -> None:
+        """Store a batch's events and the stream's new offset in one transaction, in which
+        ``mark_written`` marks the hours the tiers must roll again."""
         with self.transaction() as db:
             if batch.events:
                 events.insert(db, "calls", batch.calls)
                 events.insert(db, "scores", batch.scores)
-                marks.mark_written(db, (row[0] for row in chain(batch.calls, batch.scores)))
+                mark_written(db, (row[0] for row in chain(batch.calls, batch.scores)))
             moved = db.execute(
                 "UPDATE streams SET offset = ?, lines = lines + ?, events = events + ?,"
                 " quarantined = quarantined + ?, skipped = skipped + ?, path = ?, dev = ?,"

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from collector.ledger.connection import Batch, Ledger
 from collector.ledger.events import CALL_COLUMNS, SCORE_COLUMNS
+from collector.tiers.marks import mark_written
 from collector.tiers.retention import Retention
 from collector.tiers.rollup import Roller
 from collector.timespec import to_us
@@ -55,7 +56,9 @@ class Tiers:
 
     def add(self, calls=(), scores=()) -> None:
         self.offset += 1
-        self.ledger.commit(self.stream, Batch(calls=list(calls), scores=list(scores)), self.offset)
+        self.ledger.commit(
+            self.stream, Batch(calls=list(calls), scores=list(scores)), self.offset, mark_written
+        )
 
     def roll(self, until_us=None):
         return self.roller.roll(FAR if until_us is None else until_us)

@@ -20,9 +20,10 @@ import yaml
 from collector.configfile import load_config
 from collector.ingest.content import ContentPolicy
 from collector.ingest.parsing import LineParser
-from collector.ingest.pipeline import build_outbox
 from collector.ingest.pricing import Pricer
 from collector.ledger.connection import Batch, Ledger
+from collector.sinks.influx.build import build_outbox
+from collector.tiers.marks import mark_written
 from collector.tiers.rollup import Roller
 from schemas.config import CollectorConfig
 from tests.paths import ROOT
@@ -177,7 +178,7 @@ def written_by(config: CollectorConfig, workdir: Path) -> Written:
         calls=[p.row for p in parsed if p.kind == "call"],
         scores=[p.row for p in parsed if p.kind == "score"],
     )
-    ledger.commit(stream, batch, 1)
+    ledger.commit(stream, batch, 1, mark_written)
     Roller(ledger.db, ZoneInfo(config.timezone), config.dimensions).roll(4_102_444_800_000_000)
     outbox = build_outbox(config, ledger)
     assert outbox is not None

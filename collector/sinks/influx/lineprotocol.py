@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any
 
-from collector.ingest.timerange import DEFAULT_RANGE, TimeRange, iso_us
+from collector.clock import DEFAULT_RANGE, TimeRange, iso_us
 from collector.ledger.events import CALL_COLUMNS, SCORE_COLUMNS
 from schemas.events import CONTROL_CHARACTERS, REPLACEMENT
 

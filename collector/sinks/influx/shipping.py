@@ -14,9 +14,9 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from collector.daemon.jobs import LedgerWorker
-from collector.ingest.pipeline import build_outbox
+from collector.ledger.worker import LedgerWorker
 from collector.retrying import Backoff, FailureLog
+from collector.sinks.influx.build import build_outbox
 from collector.sinks.influx.outbox import Outbox
 from schemas.config import CollectorConfig, InfluxConfig
 

@@ -14,10 +14,10 @@ import pytest
 from collector.daemon.health import Health, JobRegistry, TailState, trigger_interval
 from collector.daemon.http import HttpServer
 from collector.daemon.metrics import DaemonMetrics, LlmCounters
-from collector.ingest.pipeline import build_outbox
 from collector.ingest.tailing import TailCounts
 from collector.ledger.connection import Ledger
 from collector.ledger.events import CALL_COLUMNS
+from collector.sinks.influx.build import build_outbox
 from schemas.config import CollectorConfig
 from tests.alerting.fake_slack import FakeSlack
 from tests.collector.daemon_harness import (

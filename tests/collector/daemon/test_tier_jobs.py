@@ -6,6 +6,7 @@ from datetime import datetime
 
 from collector.daemon.service import Daemon
 from collector.ledger.connection import Batch, Ledger
+from collector.tiers.marks import mark_written
 from collector.tiers.windows import HOUR_US
 from schemas.config import CollectorConfig
 from tests.collector.rollup_harness import BERLIN, call, us
@@ -30,7 +31,9 @@ def ingest(tmp_path, hour, count):
     ledger = Ledger(tmp_path / "ledger.db")
     stream = ledger.add_stream("test", f"trace-{hour}.jsonl", 1, hour, 0, b"")
     start = H10 + hour * HOUR_US
-    ledger.commit(stream, Batch(calls=[call(start + i * 1000) for i in range(count)]), 1)
+    ledger.commit(
+        stream, Batch(calls=[call(start + i * 1000) for i in range(count)]), 1, mark_written
+    )
     ledger.close()
 
 

@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from collector.clock import DEFAULT_RANGE, TimeRange
 from collector.ingest.chunks import POOL_MIN_LINES, ChunkJob, ChunkParser
 from collector.ingest.content import ContentPolicy, redact
 from collector.ingest.parsing import LineParser
 from collector.ingest.pricing import SOURCE_OVERRIDE, Pricer
-from collector.ingest.timerange import DEFAULT_RANGE, TimeRange
 from collector.ledger.events import CALL_COLUMNS
 from schemas.config import ContentConfig, PriceOverride, TimestampsConfig
 

@@ -14,10 +14,10 @@ from genai_prices import Usage, calc_price
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from collector.clock import TimeRange
 from collector.ingest.content import ContentPolicy
 from collector.ingest.parsing import SKIPPED, LineParser, Rejected
 from collector.ingest.pricing import SOURCE_GENAI_PRICES, SOURCE_TRACE, Pricer
-from collector.ingest.timerange import TimeRange
 from collector.ledger.connection import MIGRATIONS
 from collector.ledger.events import CALL_COLUMNS, SCORE_COLUMNS
 from schemas.config import ContentConfig, TimestampsConfig

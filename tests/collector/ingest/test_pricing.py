@@ -16,6 +16,7 @@ from collector.ingest.pricing import SOURCE_GENAI_PRICES, SOURCE_OVERRIDE, SOURC
 from collector.ledger.connection import Batch, Ledger
 from collector.ledger.events import CALL_COLUMNS
 from collector.sinks.influx.lineprotocol import LineEncoder
+from collector.tiers.marks import mark_written
 from collector.tiers.raw_summary import summarize
 from schemas.config import ContentConfig, PriceOverride
 
@@ -267,7 +268,7 @@ def test_calls_without_tokens_are_counted_unpriced_in_the_ledger_and_in_influxdb
         batch.calls += [
             parser.parse(orjson.dumps(e), ZoneInfo("UTC"), stream.id).row for e in lines
         ]
-        ledger.commit(stream, batch, 1)
+        ledger.commit(stream, batch, 1, mark_written)
         totals = summarize(ledger.db, 0, us(NOV) + 10**9, [])["totals"]
     finally:
         ledger.close()

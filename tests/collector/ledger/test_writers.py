@@ -8,6 +8,7 @@ import pytest
 
 from collector.ingest.pipeline import open_for_writing
 from collector.ledger.connection import Batch, Ledger, LedgerError, OffsetMoved
+from collector.tiers.marks import mark_written
 from schemas.config import CollectorConfig
 from tests.collector.tailing_harness import Rig, append, cids, lines, make_tailer
 
@@ -16,13 +17,13 @@ def test_commit_refuses_an_offset_another_connection_moved(tmp_path):
     first, second = Ledger(tmp_path / "ledger.db"), Ledger(tmp_path / "ledger.db")
     stream = first.add_stream("s", "/x", 1, 2, 3, b"fp")
     stale = second.streams()[0]
-    first.commit(stream, Batch(lines=5, skipped=5), 500)
+    first.commit(stream, Batch(lines=5, skipped=5), 500, mark_written)
     with pytest.raises(OffsetMoved, match="no longer 0"):
-        second.commit(stale, Batch(lines=5, skipped=5), 500)
+        second.commit(stale, Batch(lines=5, skipped=5), 500, mark_written)
     assert first.totals()["lines"] == 5
     second.reload(stale)
     assert (stale.offset, stale.counts["lines"]) == (500, 5)
-    second.commit(stale, Batch(lines=1, skipped=1), 600)
+    second.commit(stale, Batch(lines=1, skipped=1), 600, mark_written)
     assert first.totals()["lines"] == 6
     first.close()
     second.close()

@@ -17,6 +17,7 @@ from collector.ingest.pipeline import build_tailer, configured_sources
 from collector.ingest.pricing import Pricer
 from collector.ingest.tailing import TailEnd
 from collector.ledger.connection import Batch, Ledger
+from collector.tiers.marks import mark_written
 from collector.tiers.raw_summary import METRIC_KEYS, exact_percentiles, summarize
 from collector.timespec import parse_time, to_us
 from schemas.config import CollectorConfig, ContentConfig
@@ -263,7 +264,7 @@ def ledger(tmp_path, events):
         parsed = parser.parse(to_line(event, "score"), UTC_ZONE, stream.id)
         assert parsed.kind == "score"
         batch.scores.append(parsed.row)
-    ledger.commit(stream, batch, 1)
+    ledger.commit(stream, batch, 1, mark_written)
     yield ledger
     ledger.close()
 
@@ -358,7 +359,7 @@ def test_scores_alone_make_a_group_without_requests(tmp_path):
             {"ts_us": SINCE + 1, "name": "q", "value": 1.0, "model": "m", "task_type": "qa"},
         )
     ]
-    ledger.commit(stream, Batch(scores=rows), 1)
+    ledger.commit(stream, Batch(scores=rows), 1, mark_written)
     result = summarize(ledger.db, SINCE, UNTIL, ["model", "status"])
     (group,) = result["groups"]
     assert (group["model"], group["status"]) == ("m", None)
@@ -393,7 +394,7 @@ def test_known_small_latency_case(tmp_path):
         event = {"ts_us": SINCE + index, "model": "m", "latency_ms": latency, "cost_usd": 0.25}
         rows.append(parser.parse(to_line(event), UTC_ZONE, stream.id).row)
     rows.append(parser.parse(to_line({"ts_us": SINCE, "model": "m"}), UTC_ZONE, stream.id).row)
-    ledger.commit(stream, Batch(calls=rows), 1)
+    ledger.commit(stream, Batch(calls=rows), 1, mark_written)
     totals = summarize(ledger.db, SINCE, UNTIL, [])["totals"]
     assert totals["requests"] == 5
     assert totals["latency_ms_p50"] == 2.5

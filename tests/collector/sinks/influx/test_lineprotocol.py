@@ -17,10 +17,10 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from collector.clock import TimeRange
 from collector.ingest.content import ContentPolicy
 from collector.ingest.parsing import LineParser
 from collector.ingest.pricing import Pricer
-from collector.ingest.timerange import TimeRange
 from collector.ledger.events import CALL_COLUMNS, SCORE_COLUMNS
 from collector.sinks.influx.lineprotocol import LineEncoder, tag_value
 from collector.sinks.influx.writer import InfluxWriter

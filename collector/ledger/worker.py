@@ -1,4 +1,5 @@
-"""How a part of the daemon shares its own ledger connection with the runs that use it.
+"""A ledger connection of its own, one run at a time: how a part of the daemon shares its
+connection with the runs that use it.
 
 Each part (rollup and retention, alert evaluation, reports, the InfluxDB drain, /healthz) has a
 connection of its own, used by one run at a time. Closing a connection under a running query

@@ -1,4 +1,5 @@
-"""The event times the collector accepts: from a fixed instant to the clock plus a margin.
+"""The wall clock, and the event times the collector accepts: from a fixed instant to the clock
+plus a margin.
 
 The upper end moves with the clock, read at each check, so a long-running daemon accepts
 today's events tomorrow too. The parser quarantines events outside the range and the InfluxDB

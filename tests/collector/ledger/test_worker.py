@@ -1,5 +1,6 @@
-"""The daemon parts' shared connection rules: one run at a time, none after close, and never a
-connection closed under a running query (that crashed the daemon with SIGSEGV)."""
+"""A ledger connection of its own (the daemon parts' shared rules): one run at a time, none
+after close, and never a connection closed under a running query (that crashed the daemon with
+SIGSEGV)."""
 
 import asyncio
 import logging
@@ -8,7 +9,7 @@ import threading
 
 import pytest
 
-from collector.daemon.jobs import LedgerWorker
+from collector.ledger.worker import LedgerWorker
 
 STILL = "a test run was still going at exit"
 
