@@ -3,8 +3,9 @@ groups and silences. Their migration scripts are run by ``collector.ledger.migra
 query on them is here, and other packages call these functions.
 
 The evaluation pass's writes (alert state, evaluations, queued notices) join the caller's
-transaction, so a whole pass commits at once; the delivery's marks and the silence commands
-commit on their own.
+transaction (`joins_transaction`: outside one they raise), so a whole pass commits at once; the
+delivery's marks and the silence commands commit on their own (`transaction`: inside one they
+raise).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any, cast
 import orjson
 
 from alerting.alert import Alert, AlertPayload
-from alerting.db import transaction
+from alerting.db import joins_transaction, transaction
 from alerting.lifecycle import AlertState, Notice, Timers
 
 SCHEMA: tuple[str, ...] = (
@@ -122,8 +123,9 @@ def firing_alerts(db: sqlite3.Connection) -> list[Alert]:
     return [_alert(row) for row in rows]
 
 
+@joins_transaction
 def save_alert(db: sqlite3.Connection, alert: Alert) -> None:
-    """Store ``alert`` (replacing its previous state)."""
+    """Store ``alert`` (replacing its previous state); joins the caller's transaction."""
     timers = alert.timers
     db.execute(
         f"INSERT OR REPLACE INTO alert_state ({_ALERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -141,13 +143,16 @@ def save_alert(db: sqlite3.Connection, alert: Alert) -> None:
     )
 
 
+@joins_transaction
 def delete_alert(db: sqlite3.Connection, alert: Alert) -> None:
-    """Forget ``alert``: it is inactive."""
+    """Forget ``alert``: it is inactive; joins the caller's transaction."""
     db.execute("DELETE FROM alert_state WHERE rule = ? AND labels = ?", (alert.rule, alert.key))
 
 
+@joins_transaction
 def record_evaluation(db: sqlite3.Connection, rule: str, now_us: int, error: str | None) -> None:
-    """Note that ``rule`` was evaluated at ``now_us``, and the error that stopped it if any."""
+    """Note that ``rule`` was evaluated at ``now_us``, and the error that stopped it if any;
+    joins the caller's transaction."""
     db.execute(
         "INSERT INTO alert_rules (rule, evaluated_us, error) VALUES (?, ?, ?)"
         " ON CONFLICT (rule) DO UPDATE SET evaluated_us = excluded.evaluated_us,"
@@ -207,6 +212,7 @@ def _payload(text: str) -> AlertPayload:
     return payload
 
 
+@joins_transaction
 def queue_notice(
     db: sqlite3.Connection,
     receiver: str,
@@ -216,7 +222,8 @@ def queue_notice(
     now_us: int,
     due_us: int,
 ) -> None:
-    """Queue ``payload`` for ``receiver``, to go at ``due_us`` with the rest of its group."""
+    """Queue ``payload`` for ``receiver``, to go at ``due_us`` with the rest of its group;
+    joins the caller's transaction."""
     db.execute(
         "INSERT INTO notifications (receiver, group_key, alert_key, status, payload,"
         " created_us, due_us) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -276,7 +283,8 @@ def due_notices(db: sqlite3.Connection, now_us: int) -> list[Queued]:
 
 
 def mark_silenced(db: sqlite3.Connection, ids: Sequence[int], now_us: int) -> None:
-    """A silence stopped these notices at ``now_us``: they leave the outbox unsent."""
+    """A silence stopped these notices at ``now_us``: they leave the outbox unsent. Commits
+    on its own."""
     with transaction(db):
         db.execute(
             f"UPDATE notifications SET silenced_us = ? WHERE id IN ({_marks(ids)})",
@@ -293,7 +301,8 @@ def mark_sent(
     pass_us: int,
 ) -> None:
     """The receiver acknowledged these notices at ``acked_us``; the group's
-    ``group_interval`` runs from ``pass_us``, the delivery pass that sent them."""
+    ``group_interval`` runs from ``pass_us``, the delivery pass that sent them. Commits on its
+    own."""
     with transaction(db):
         db.execute(
             "UPDATE notifications SET sent_us = ?, attempts = attempts + 1, last_error = NULL"
@@ -309,7 +318,8 @@ def mark_sent(
 
 
 def mark_failed(db: sqlite3.Connection, ids: Sequence[int], error: str, due_us: int) -> None:
-    """The receiver did not take these notices: they stay, due again at ``due_us``."""
+    """The receiver did not take these notices: they stay, due again at ``due_us``. Commits
+    on its own."""
     with transaction(db):
         db.execute(
             "UPDATE notifications SET attempts = attempts + 1, last_error = ?, due_us = ?"
@@ -375,7 +385,8 @@ def _silences(rows: sqlite3.Cursor) -> list[StoredSilence]:
 def add_silence(
     db: sqlite3.Connection, matchers: dict[str, str], starts_us: int, ends_us: int, comment: str
 ) -> int:
-    """Store a silence of label sets equal to ``matchers`` on every name; its id."""
+    """Store a silence of label sets equal to ``matchers`` on every name; its id. Commits on
+    its own."""
     with transaction(db):
         cursor = db.execute(
             "INSERT INTO silences (matchers, starts_us, ends_us, comment, created_us)"
@@ -409,7 +420,8 @@ def active_silences(db: sqlite3.Connection, now_us: int) -> list[StoredSilence]:
 
 
 def expire_silence(db: sqlite3.Connection, silence_id: int, now_us: int) -> bool:
-    """End silence ``silence_id`` at ``now_us``; False when there is no such silence in force."""
+    """End silence ``silence_id`` at ``now_us``; False when there is no such silence in force.
+    Commits on its own."""
     with transaction(db):
         changed = db.execute(
             "UPDATE silences SET ends_us = ? WHERE id = ? AND ends_us > ?",

@@ -48,7 +48,8 @@ class Channel(StrEnum):
 def open_once(
     db: sqlite3.Connection, kind: str, label: str, channels: Sequence[Channel], now_us: int
 ) -> bool:
-    """Queue the channels of a report unless this period was ever queued; whether it was now."""
+    """Queue the channels of a report unless this period was ever queued; whether it was now.
+    Commits on its own."""
     with transaction(db):
         seen = db.execute(
             "SELECT 1 FROM report_log WHERE kind = ? AND period = ? LIMIT 1", (kind, label)
@@ -77,7 +78,7 @@ def due(db: sqlite3.Connection, now_us: int) -> dict[Key, list[Channel]]:
 
 
 def mark_sent(db: sqlite3.Connection, key: Key, channel: Channel, now_us: int) -> None:
-    """The channel took the report at ``now_us``."""
+    """The channel took the report at ``now_us``. Commits on its own."""
     with transaction(db):
         db.execute(
             "UPDATE report_log SET sent_us = ?, attempts = attempts + 1, last_error = NULL"
@@ -89,7 +90,8 @@ def mark_sent(db: sqlite3.Connection, key: Key, channel: Channel, now_us: int) -
 def mark_failed(
     db: sqlite3.Connection, key: Key, channel: Channel, error: str, retry_us: int
 ) -> None:
-    """The channel did not take the report: tried again at ``retry_us``."""
+    """The channel did not take the report: tried again at ``retry_us``. Commits on its
+    own."""
     with transaction(db):
         db.execute(
             "UPDATE report_log SET due_us = ?, attempts = attempts + 1, last_error = ?"

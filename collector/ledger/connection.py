@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from itertools import chain
 from pathlib import Path
 from typing import Any
 
+from alerting.db import transaction
 from collector import files
 from collector.errors import describe
 from collector.ledger import events
@@ -123,7 +124,8 @@ def _now_us() -> int:
 
 
 class Ledger:
-    """A connection to the ledger file; one per thread."""
+    """A connection to the ledger file; one per thread. Its methods that write commit on their
+    own (and refuse to run inside a transaction)."""
 
     def __init__(self, path: Path | str, *, readonly: bool = False, check: bool = False) -> None:
         """Open (and upgrade) the ledger; ``check`` first runs ``PRAGMA quick_check``, as a
@@ -173,17 +175,10 @@ class Ledger:
                     self.db.execute(statement)
                 self.db.execute(f"PRAGMA user_version = {number}")
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.db
-        except BaseException:
-            if self.db.in_transaction:  # SQLite may have rolled back itself (a full disk)
-                self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception; refused inside a
+        transaction (`alerting.db.transaction`)."""
+        return transaction(self.db)
 
     def streams(
         self,
@@ -210,7 +205,8 @@ class Ledger:
         self, source: str, path: str, dev: int, ino: int, fp_len: int, fp: bytes
     ) -> Stream:
         """A new stream for this file, or the one being followed already (by another
-        connection): one stream per file, so no second offset reads it again."""
+        connection): one stream per file, so no second offset reads it again. Commits on its
+        own."""
         with self.transaction():
             followed = self.streams(where="dev = ? AND ino = ? AND fp = ?", params=(dev, ino, fp))
             if followed:
@@ -223,7 +219,8 @@ class Ledger:
         return Stream(cursor.lastrowid or 0, source, path, dev, ino, fp_len, fp)
 
     def save_stream(self, stream: Stream) -> None:
-        """Persist a stream's identity and state (not its offset: that moves only with events)."""
+        """Persist a stream's identity and state (not its offset: that moves only with
+        events). Commits on its own."""
         with self.transaction():
             self._save_identity(stream)
 
@@ -237,8 +234,8 @@ class Ledger:
     def commit(
         self, stream: Stream, batch: Batch, new_offset: int, mark_written: MarkWritten
     ) -> None:
-        """Store a batch's events and the stream's new offset in one transaction, in which
-        ``mark_written`` marks the hours the tiers must roll again."""
+        """Store a batch's events and the stream's new offset in one transaction of its own,
+        in which ``mark_written`` marks the hours the tiers must roll again."""
         with self.transaction() as db:
             if batch.events:
                 events.insert(db, "calls", batch.calls)
@@ -277,7 +274,7 @@ class Ledger:
         return dict(self.db.execute("SELECT source, looked_us FROM source_looks").fetchall())
 
     def mark_sources_seen(self, sources: Sequence[str], seen_us: int) -> None:
-        """Note that these sources' files were looked at, at ``seen_us``."""
+        """Note that these sources' files were looked at, at ``seen_us``. Commits on its own."""
         with self.transaction():
             self.db.executemany(
                 "INSERT INTO source_looks (source, looked_us) VALUES (?, ?) ON CONFLICT (source)"

@@ -12,6 +12,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any, Literal
 
+from alerting.db import joins_transaction
 from collector.ledger import sequences
 
 Table = Literal["calls", "scores"]
@@ -71,9 +72,10 @@ def _id_sequence(table: Table) -> str:
     return f"{table}.id"
 
 
+@joins_transaction
 def insert(db: sqlite3.Connection, table: Table, rows: Sequence[Sequence[Any]]) -> None:
-    """Insert rows (`COLUMNS` order) with ids above any ever given (see `delete`); call inside
-    a transaction."""
+    """Insert rows (`COLUMNS` order) with ids above any ever given (see `delete`); joins the
+    caller's transaction."""
     if not rows:
         return
     noted = sequences.value(db, _id_sequence(table))
@@ -87,8 +89,10 @@ def insert(db: sqlite3.Connection, table: Table, rows: Sequence[Sequence[Any]]) 
     db.executemany(_INSERT[table], rows)
 
 
+@joins_transaction
 def delete(db: sqlite3.Connection, table: Table, clause: str, params: Sequence[Any]) -> int:
-    """Delete the rows matching ``clause``, first noting the highest id given so far.
+    """Delete the rows matching ``clause``, first noting the highest id given so far; joins the
+    caller's transaction.
 
     SQLite gives the next row ``max(id) + 1``: once the newest row is deleted its id would be
     given again, and every cursor over ids (the InfluxDB outbox, the alert cache) would skip

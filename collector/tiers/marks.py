@@ -7,12 +7,14 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 
+from alerting.db import joins_transaction
 from collector.tiers.windows import HOUR_US
 
 
+@joins_transaction
 def mark_written(db: sqlite3.Connection, times_us: Iterable[int]) -> None:
-    """Mark the UTC hours of events just written; call in the transaction that writes them
-    (`collector.ledger.connection.Ledger.commit`), so no event is ever left unmarked."""
+    """Mark the UTC hours of events just written; joins the caller's transaction, the one that
+    writes them (`collector.ledger.connection.Ledger.commit`), so no event is left unmarked."""
     hours = {ts_us // HOUR_US for ts_us in times_us}
     db.executemany("INSERT OR IGNORE INTO rollup_pending (hour) VALUES (?)", ((h,) for h in hours))
 

@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+from alerting.db import joins_transaction
 from collector.ledger import events
 from collector.tiers import sketch as sketches
 from collector.tiers.raw_summary import SCORE_DIMENSIONS
@@ -122,7 +123,9 @@ def _add_scores(
             found.setdefault(tuple(row[:width]), Aggregate()).add_quality(count, total, least)
 
 
+@joins_transaction
 def consume_raw(db: sqlite3.Connection, start_us: int, end_us: int) -> None:
-    """Delete the raw rows of ``[start, end)`` once a sealed window has absorbed them."""
+    """Delete the raw rows of ``[start, end)`` once a sealed window has absorbed them; joins
+    the caller's transaction."""
     for table in events.TABLES:
         events.delete(db, table, "ts_us >= ? AND ts_us < ?", (start_us, end_us))

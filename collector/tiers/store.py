@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 from ddsketch.ddsketch import BaseDDSketch
 
+from alerting.db import joins_transaction
 from collector.ledger import sequences
 from collector.tiers import sketch as sketches
 from schemas.config import ALLOWED_DIMENSIONS
@@ -123,6 +124,7 @@ class Group:
         return cls(orjson.dumps(dimensions).decode(), dimensions)
 
 
+@joins_transaction
 def write_window(
     db: sqlite3.Connection,
     tier: str,
@@ -130,7 +132,8 @@ def write_window(
     end_us: int,
     groups: dict[str, tuple[Group, Aggregate]],
 ) -> int:
-    """Replace every row of one window with ``groups``; returns the rows written."""
+    """Replace every row of one window with ``groups``; returns the rows written. Joins the
+    caller's transaction (its rows' ``seq`` are taken in it)."""
     db.execute("DELETE FROM rollups WHERE tier = ? AND window_start_us = ?", (tier, start_us))
     seqs = sequences.take(db, "rollups", len(groups)) if groups else range(0)
     db.executemany(

@@ -5,6 +5,7 @@ import pytest
 
 from alerting import store
 from alerting.alert import Alert, AlertPayload
+from alerting.db import TransactionMisuse, transaction
 from alerting.lifecycle import AlertState, Notice, Timers
 from collector.ledger.connection import Ledger
 from tests.alerting.alert_harness import MINUTE, T0
@@ -40,8 +41,9 @@ def test_alert_state_round_trips_with_its_state_as_the_enum(db):
         alert("A", AlertState.FIRING, T0 + 2 * MINUTE),
         alert("B", AlertState.FIRING, T0 + MINUTE, model="m1"),
     ]
-    for each in stored:
-        store.save_alert(db, each)
+    with transaction(db):
+        for each in stored:
+            store.save_alert(db, each)
     loaded = store.load_alerts(db)
     assert loaded == {
         "A": {stored[1].key: stored[1]},
@@ -54,27 +56,31 @@ def test_alert_state_round_trips_with_its_state_as_the_enum(db):
     ]
     assert store.list_alerts(db) == [stored[1], stored[2], stored[0]]  # firing first, by rule
     assert store.firing_alerts(db) == [stored[2], stored[1]]  # longest firing first
-    store.delete_alert(db, stored[2])
+    with transaction(db):
+        store.delete_alert(db, stored[2])
     assert store.firing_alerts(db) == [stored[1]]
 
 
 def test_saving_an_alert_again_replaces_it(db):
-    store.save_alert(db, alert("A", AlertState.PENDING))
     fired = alert("A", AlertState.FIRING, T0 + MINUTE)
-    store.save_alert(db, fired)
+    with transaction(db):
+        store.save_alert(db, alert("A", AlertState.PENDING))
+        store.save_alert(db, fired)
     assert store.list_alerts(db) == [fired]
 
 
 def test_rule_errors_are_those_of_the_latest_evaluation(db):
-    store.record_evaluation(db, "A", T0, "RuntimeError: disk on fire")
-    store.record_evaluation(db, "B", T0, "ValueError: no")
-    store.record_evaluation(db, "A", T0 + MINUTE, None)
+    with transaction(db):
+        store.record_evaluation(db, "A", T0, "RuntimeError: disk on fire")
+        store.record_evaluation(db, "B", T0, "ValueError: no")
+        store.record_evaluation(db, "A", T0 + MINUTE, None)
     assert store.rule_errors(db) == {"B": "ValueError: no"}
 
 
 def test_outbox_queue_due_sent_failed_and_the_log(db):
-    store.queue_notice(db, "oncall", "g", "k1", notice(Notice.FIRING), T0, T0 + 30_000_000)
-    store.queue_notice(db, "oncall", "g", "k2", notice(Notice.FIRING, "m2"), T0, T0 + MINUTE)
+    with transaction(db):
+        store.queue_notice(db, "oncall", "g", "k1", notice(Notice.FIRING), T0, T0 + 30_000_000)
+        store.queue_notice(db, "oncall", "g", "k2", notice(Notice.FIRING, "m2"), T0, T0 + MINUTE)
     assert store.group_waiting_until(db, "oncall", "g") == T0 + 30_000_000
     assert store.group_last_sent(db, "oncall", "g") is None
     assert [q.alert_key for q in store.due_notices(db, T0 + 30_000_000)] == ["k1"]
@@ -106,8 +112,10 @@ def test_outbox_queue_due_sent_failed_and_the_log(db):
 
 
 def test_last_notice_skips_one_a_silence_stopped(db):
-    store.queue_notice(db, "oncall", "g", "k", notice(Notice.FIRING), T0, T0)
-    store.queue_notice(db, "oncall", "g", "k", notice(Notice.RESOLVED), T0 + MINUTE, T0 + MINUTE)
+    with transaction(db):
+        store.queue_notice(db, "oncall", "g", "k", notice(Notice.FIRING), T0, T0)
+        resolved = notice(Notice.RESOLVED)
+        store.queue_notice(db, "oncall", "g", "k", resolved, T0 + MINUTE, T0 + MINUTE)
     assert store.last_notice(db, "k", "oncall") == store.LastNotice(Notice.RESOLVED, T0 + MINUTE)
     [_, resolved] = store.due_notices(db, T0 + MINUTE)
     store.mark_silenced(db, [resolved.id], T0 + MINUTE)
@@ -118,9 +126,10 @@ def test_last_notice_skips_one_a_silence_stopped(db):
 
 
 def test_notices_created_in_a_span(db):
-    for minute in range(3):
-        at = T0 + minute * MINUTE
-        store.queue_notice(db, "oncall", "g", f"k{minute}", notice(Notice.FIRING), at, at)
+    with transaction(db):
+        for minute in range(3):
+            at = T0 + minute * MINUTE
+            store.queue_notice(db, "oncall", "g", f"k{minute}", notice(Notice.FIRING), at, at)
     found = store.notices_created(db, T0 + MINUTE, T0 + 2 * MINUTE)
     assert [q.alert_key for q in found] == ["k1"]
 
@@ -141,3 +150,42 @@ def test_silences_add_list_active_expire(db):
     assert not store.expire_silence(db, 999, now)
     assert store.active_silences(db, now) == []
     assert [s.id for s in store.list_silences(db, now)] == [later]
+
+
+def _written(db) -> dict[str, int]:
+    tables = ("alert_state", "alert_rules", "notifications", "notify_groups", "silences")
+    return {t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
+
+
+JOINING = {
+    "save_alert": lambda db: store.save_alert(db, alert("A", AlertState.PENDING)),
+    "delete_alert": lambda db: store.delete_alert(db, alert("A", AlertState.PENDING)),
+    "record_evaluation": lambda db: store.record_evaluation(db, "A", T0, None),
+    "queue_notice": lambda db: store.queue_notice(
+        db, "oncall", "g", "k", notice(Notice.FIRING), T0, T0
+    ),
+}
+COMMITTING = {
+    "mark_silenced": lambda db: store.mark_silenced(db, [1], T0),
+    "mark_sent": lambda db: store.mark_sent(db, [1], T0, "oncall", "g", T0),
+    "mark_failed": lambda db: store.mark_failed(db, [1], "down", T0),
+    "add_silence": lambda db: store.add_silence(db, {"model": "m"}, T0, T0 + MINUTE, ""),
+    "expire_silence": lambda db: store.expire_silence(db, 1, T0),
+}
+
+
+@pytest.mark.parametrize("write", JOINING.values(), ids=JOINING.keys())
+def test_an_evaluation_write_outside_a_transaction_is_refused_and_writes_nothing(db, write):
+    with pytest.raises(TransactionMisuse, match="joins the caller's transaction"):
+        write(db)
+    assert set(_written(db).values()) == {0}
+
+
+@pytest.mark.parametrize("write", COMMITTING.values(), ids=COMMITTING.keys())
+def test_a_write_that_commits_on_its_own_is_refused_inside_a_transaction(db, write):
+    """It would commit the caller's half-done work; the caller's transaction rolls back."""
+    with pytest.raises(TransactionMisuse, match="commits on its own"), transaction(db):
+        store.save_alert(db, alert("A", AlertState.PENDING))
+        write(db)
+    assert not db.in_transaction
+    assert set(_written(db).values()) == {0}

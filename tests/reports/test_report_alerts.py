@@ -5,6 +5,7 @@ from datetime import date
 
 from alerting import store
 from alerting.alert import Alert, labels_key
+from alerting.db import transaction
 from alerting.lifecycle import AlertState, Timers
 from reports import markdown
 from reports.gather import gather
@@ -18,7 +19,8 @@ def notice(db, name, status, fired_us, created_us, ends_us=None, **labels):
     labels = {"alertname": name, "severity": "warning", **labels}
     payload = {"status": status, "labels": labels, "value": 2.5, "threshold": 2.0,
                "summary": "", "starts_us": fired_us, "ends_us": ends_us}  # fmt: skip
-    store.queue_notice(db, "console", "g", labels_key(labels), payload, created_us, created_us)
+    with transaction(db):
+        store.queue_notice(db, "console", "g", labels_key(labels), payload, created_us, created_us)
 
 
 def test_alerts_that_fired_in_the_period(tmp_path):
@@ -39,7 +41,8 @@ def test_alerts_that_fired_in_the_period(tmp_path):
     # firing now, silenced (no notice), since during the day: in
     timers = Timers(AlertState.FIRING, day + 20 * HOUR, day + 30 * HOUR, day + 20 * HOUR)
     labels = {"alertname": "Budget", "severity": "critical"}
-    store.save_alert(db, Alert("Budget", labels, timers, 120, 100, "over"))
+    with transaction(db):
+        store.save_alert(db, Alert("Budget", labels, timers, 120, 100, "over"))
     # fired the next day: out
     notice(db, "Later", "firing", day + 25 * HOUR, day + 25 * HOUR)
     report = gather(reader_of(tiers), Period.containing("daily", date(2026, 11, 20), BERLIN), 5)

@@ -95,7 +95,8 @@ class OutboxStats:
 
 
 class Outbox:
-    """Sends pending points feed by feed, in order, in batches; call `drain_once` repeatedly."""
+    """Sends pending points feed by feed, in order, in batches; call `drain_once` repeatedly.
+    Each of its writes (cursors, dead letters) commits on its own."""
 
     def __init__(
         self,

@@ -33,7 +33,8 @@ def test_ids_go_on_above_rows_a_rollup_consumed(tmp_path):
 def test_ids_go_on_after_retention_emptied_the_table(tmp_path):
     tiers = Tiers(tmp_path)
     tiers.add(calls=[call(1_000_000), call(2_000_000)])
-    assert events.delete(tiers.db, "calls", "ts_us < ?", (10_000_000,)) == 2
+    with tiers.ledger.transaction() as db:
+        assert events.delete(db, "calls", "ts_us < ?", (10_000_000,)) == 2
     tiers.add(calls=[call(3_000_000)])
     assert _ids(tiers, "calls") == [3]
     tiers.close()
