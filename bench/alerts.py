@@ -23,6 +23,7 @@ from alerting.engine import Engine
 from alerting.outbox import Outbox
 from alerting.rules import load_rules
 from collector.ledger.connection import Ledger
+from collector.ledger.events import CALL_COLUMNS, insert
 from collector.readers.alerts.cache import AlertCache
 from schemas.alerting import RootRoute
 from schemas.rules import RulesFile
@@ -38,41 +39,36 @@ def fill(ledger: Ledger, events: int, now_us: int, seed: int, span_us: int = 3_6
     """``events`` calls spread over ``span_us`` before ``now_us``, in time order as a trace is."""
     rng = random.Random(seed)
     times = sorted(now_us - rng.randrange(span_us) for _ in range(events))
-    columns = (
-        "ts_us, model, provider, task_type, status, error_type, input_tokens, output_tokens,"
-        " total_tokens, cost_usd, price_source, latency_ms, quality_score, tenant_id, stream_id"
-    )
-    sql = f"INSERT INTO calls ({columns}) VALUES ({', '.join('?' * 15)})"
     batch = []
     for ts in times:
         model = rng.choice(MODELS)
         error = rng.random() < 0.03
         tokens_in, tokens_out = rng.randint(50, 4000), rng.randint(10, 1000)
-        batch.append(
-            (
-                ts,
-                model,
-                "p",
-                rng.choice(TASKS),
-                "error" if error else "ok",
-                "rate_limit" if error else None,
-                tokens_in,
-                tokens_out,
-                tokens_in + tokens_out,
-                None if model == "local" else tokens_in * 2e-6,
-                None if model == "local" else 1,
-                rng.lognormvariate(6.5, 0.6),
-                rng.random() if rng.random() < 0.15 else None,
-                f"t{rng.randrange(12)}",
-                0,
-            )
+        row = dict.fromkeys(CALL_COLUMNS)
+        row.update(
+            ts_us=ts,
+            model=model,
+            provider="p",
+            task_type=rng.choice(TASKS),
+            status="error" if error else "ok",
+            error_type="rate_limit" if error else None,
+            input_tokens=tokens_in,
+            output_tokens=tokens_out,
+            total_tokens=tokens_in + tokens_out,
+            cost_usd=None if model == "local" else tokens_in * 2e-6,
+            price_source=None if model == "local" else 1,
+            latency_ms=rng.lognormvariate(6.5, 0.6),
+            quality_score=rng.random() if rng.random() < 0.15 else None,
+            tenant_id=f"t{rng.randrange(12)}",
+            stream_id=0,
         )
+        batch.append(tuple(row.values()))
         if len(batch) == 50_000:
             with ledger.transaction() as db:
-                db.executemany(sql, batch)
+                insert(db, "calls", batch)
             batch.clear()
     with ledger.transaction() as db:
-        db.executemany(sql, batch)
+        insert(db, "calls", batch)
 
 
 def fifty_rules() -> RulesFile:

@@ -29,13 +29,23 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from rollup import template  # bench/rollup.py (this script's directory comes first on sys.path)
+# the repository first: this directory's reports.py would shadow the reports package
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from rollup import template  # bench/rollup.py (this script's directory is on sys.path)
 
 from collector.ledger.connection import Batch, Ledger
-from collector.tiers.marks import mark_written
+from collector.tiers.marks import mark_dirty, mark_written
 from collector.tiers.retention import Retention
-from collector.tiers.rollup import Roller
-from collector.tiers.store import Aggregate, Group, merge_rows, read_window_rows, write_window
+from collector.tiers.rollup import ROLLED_TIERS, Roller
+from collector.tiers.store import (
+    Aggregate,
+    Group,
+    count_after,
+    merge_rows,
+    read_window_rows,
+    write_window,
+)
 from collector.tiers.windows import HOUR_US, Calendar
 from collector.timespec import to_us
 from schemas.config import CollectorConfig
@@ -89,15 +99,13 @@ def fill(path: Path, windows: dict[int, Window]) -> dict[str, int]:
                 nearest = max(h for h in SAMPLED if h <= local)
                 write_window(db, "1h", window.start_us, window.end_us, windows[nearest])
                 window = calendar.hour(window.end_us)
-            db.execute(
-                "INSERT INTO rollup_dirty (tier, window_start_us) VALUES ('1d', ?)", (start,)
-            )
+            mark_dirty(db, "1d", start)
         day += timedelta(days=1)
     roller = Roller(db, ZONE, DIMENSIONS)
     now = to_us(datetime(END.year, END.month, END.day, 3, tzinfo=ZONE))
     roller.roll(now)
     Retention(roller, CollectorConfig().tiers.retention).expire(now)
-    counts = dict(db.execute("SELECT tier, count(*) FROM rollups GROUP BY tier").fetchall())
+    counts = {tier: rows for tier in ROLLED_TIERS if (rows := count_after(db, tier, 0))}
     ledger.close()
     return counts
 

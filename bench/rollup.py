@@ -4,7 +4,7 @@
 
 For each of two ledgers (``--small-days`` and ``--days`` of history, ``--per-day`` calls a day
 plus ~2% score events, ending two days into a month so that a month closes), it backfills the
-rows straight into the ledger, marks their hours pending as ingest does, then runs
+rows into the ledger as ingest commits them (their hours marked pending), then runs
 ``llm-collector rollup --json`` as a child process and reports seconds per day of data for the
 1h tier and for 1d + 1mo (target <= 10 s), and the child's peak RSS: the same for both sizes
 means memory does not grow with the number of days.
@@ -28,8 +28,12 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from collector.ledger.connection import Ledger
-from collector.ledger.events import CALL_COLUMNS, SCORE_COLUMNS
+# the repository first: this directory's reports.py would shadow the reports package
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from collector.ledger.connection import Batch, Ledger
+from collector.ledger.events import CALL_COLUMNS
+from collector.tiers.marks import mark_written
 from collector.timespec import to_us
 
 TARGET_S_PER_DAY = 10.0
@@ -94,40 +98,26 @@ def template(rng: random.Random, calls: int, span_us: int) -> tuple[list[tuple],
 
 
 def build(path: Path, days: int, per_day: int, seed: int) -> None:
-    """Backfill ``days`` days ending at END: a generated slice of a day, copied with each
-    slice's latencies jittered (so days differ), then the hours marked as ingest marks them."""
+    """Backfill ``days`` days ending at END as ingest writes them (`Ledger.commit`, which marks
+    their hours pending): a generated slice of a day, copied with every copy's latencies
+    jittered (so days differ)."""
     ledger = Ledger(path)
-    db = ledger.db
-    db.execute(
-        "INSERT INTO streams (id, source, path, dev, ino, fp_len, fp, updated_us)"
-        " VALUES (1, 'bench', 'trace.jsonl', 0, 0, 0, x'', 0)"
-    )
+    stream = ledger.add_stream("bench", "trace.jsonl", 0, 0, 0, b"")
     span = DAY_US // SLICES
-    calls, scores = template(random.Random(seed), max(per_day // SLICES, 1), span)
-    columns = ", ".join(CALL_COLUMNS)
-    db.execute(f"CREATE TEMP TABLE slice_calls AS SELECT {columns} FROM calls WHERE 0")
-    db.executemany(f"INSERT INTO slice_calls VALUES ({', '.join('?' * len(CALL_COLUMNS))})", calls)
-    db.execute("CREATE TEMP TABLE slice_scores (ts_us, name, value, model, task_type)")
-    db.executemany("INSERT INTO slice_scores VALUES (?, ?, ?, ?, ?)", scores)
-    copy = columns.replace("ts_us", "ts_us + :start").replace(
-        "latency_ms", "latency_ms * exp((random() % 1000) / 5000.0)"
-    )
+    rng = random.Random(seed)
+    calls, scores = template(rng, max(per_day // SLICES, 1), span)
+    latency = CALL_COLUMNS.index("latency_ms")
     first = to_us(END) - days * DAY_US
     for start in range(first, first + days * DAY_US, span):
-        with ledger.transaction():
-            db.execute(
-                f"INSERT INTO calls ({columns}) SELECT {copy} FROM slice_calls", {"start": start}
-            )
-            db.execute(
-                f"INSERT INTO scores ({', '.join(SCORE_COLUMNS[:5])}, stream_id)"
-                " SELECT ts_us + ?, name, value, model, task_type, 1 FROM slice_scores",
-                (start,),
-            )
-    with ledger.transaction():
-        db.execute(
-            "INSERT OR IGNORE INTO rollup_pending (hour)"
-            " SELECT DISTINCT ts_us / 3600000000 FROM calls"
-        )
+        copied = [
+            (row[0] + start, *row[1:latency],
+             row[latency] * math.exp(rng.randrange(-999, 1000) / 5000), *row[latency + 1 :])
+            for row in calls
+        ]  # fmt: skip
+        rated = [(ts + start, name, value, model, task, None, None, None, None, stream.id)
+                 for ts, name, value, model, task in scores]  # fmt: skip
+        batch = Batch(calls=copied, scores=rated)
+        ledger.commit(stream, batch, stream.offset + 1, mark_written)
     ledger.close()
 
 

@@ -62,8 +62,19 @@ SCORE_COLUMNS = (
 )
 """A score row's values, in the order ingest builds them."""
 COLUMNS: dict[Table, tuple[str, ...]] = {"calls": CALL_COLUMNS, "scores": SCORE_COLUMNS}
+
+
+def table_name(table: Table) -> str:
+    """``table`` for SQL, once checked to be one of `TABLES`: the only names this module puts
+    in its SQL at run time (tests/test_architecture.py holds it to that)."""
+    if table not in TABLES:
+        raise ValueError(f"{table!r} is not an event table ({', '.join(TABLES)})")
+    return table
+
+
 _INSERT = {
-    table: f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+    table: f"INSERT INTO {table_name(table)} ({', '.join(names)})"
+    f" VALUES ({', '.join('?' * len(names))})"
     for table, names in COLUMNS.items()
 }
 
@@ -80,11 +91,14 @@ def insert(db: sqlite3.Connection, table: Table, rows: Sequence[Sequence[Any]]) 
         return
     noted = sequences.value(db, _id_sequence(table))
     if noted is not None:
-        top = db.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()[0]
+        top = db.execute(f"SELECT coalesce(max(id), 0) FROM {table_name(table)}").fetchone()[0]
         if top < noted:
             names = ", ".join(COLUMNS[table])
             marks = ", ".join("?" * (len(COLUMNS[table]) + 1))
-            db.execute(f"INSERT INTO {table} (id, {names}) VALUES ({marks})", (noted + 1, *rows[0]))
+            db.execute(
+                f"INSERT INTO {table_name(table)} (id, {names}) VALUES ({marks})",
+                (noted + 1, *rows[0]),
+            )
             rows = rows[1:]
     db.executemany(_INSERT[table], rows)
 
@@ -98,43 +112,48 @@ def delete(db: sqlite3.Connection, table: Table, clause: str, params: Sequence[A
     given again, and every cursor over ids (the InfluxDB outbox, the alert cache) would skip
     the new row. `insert` continues above the noted id.
     """
-    top = db.execute(f"SELECT max(id) FROM {table}").fetchone()[0]
+    top = db.execute(f"SELECT max(id) FROM {table_name(table)}").fetchone()[0]
     if top is not None:
         sequences.raise_to(db, _id_sequence(table), top)
-    return db.execute(f"DELETE FROM {table} WHERE {clause}", params).rowcount
+    return db.execute(f"DELETE FROM {table_name(table)} WHERE {clause}", params).rowcount
 
 
 def rows_after(db: sqlite3.Connection, table: Table, after_id: int, limit: int) -> sqlite3.Cursor:
     """``(id, *COLUMNS)`` of up to ``limit`` rows with ids past ``after_id``, in id order."""
     return db.execute(
-        f"SELECT id, {', '.join(COLUMNS[table])} FROM {table} WHERE id > ? ORDER BY id LIMIT ?",
+        f"SELECT id, {', '.join(COLUMNS[table])} FROM {table_name(table)}"
+        " WHERE id > ? ORDER BY id LIMIT ?",
         (after_id, limit),
     )
 
 
 def last_id(db: sqlite3.Connection, table: Table) -> int:
     """The highest row id (0 when the table is empty)."""
-    return int(db.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()[0])
+    return int(db.execute(f"SELECT coalesce(max(id), 0) FROM {table_name(table)}").fetchone()[0])
 
 
 def time_after(db: sqlite3.Connection, table: Table, after_id: int) -> int | None:
     """The time (UTC µs) of the first row past ``after_id``."""
     row = db.execute(
-        f"SELECT ts_us FROM {table} WHERE id > ? ORDER BY id LIMIT 1", (after_id,)
+        f"SELECT ts_us FROM {table_name(table)} WHERE id > ? ORDER BY id LIMIT 1", (after_id,)
     ).fetchone()
     return None if row is None else int(row[0])
 
 
 def first_id_since(db: sqlite3.Connection, table: Table, since_us: int) -> int | None:
     """The lowest id of the rows from ``since_us`` on."""
-    found = db.execute(f"SELECT min(id) FROM {table} WHERE ts_us >= ?", (since_us,)).fetchone()
+    found = db.execute(
+        f"SELECT min(id) FROM {table_name(table)} WHERE ts_us >= ?", (since_us,)
+    ).fetchone()
     return found[0]
 
 
 def oldest_us(db: sqlite3.Connection, since_us: int = -(2**63)) -> int | None:
     """The time of the oldest call or score at or after ``since_us``."""
     found = [
-        db.execute(f"SELECT min(ts_us) FROM {table} WHERE ts_us >= ?", (since_us,)).fetchone()[0]
+        db.execute(
+            f"SELECT min(ts_us) FROM {table_name(table)} WHERE ts_us >= ?", (since_us,)
+        ).fetchone()[0]
         for table in TABLES
     ]
     return min((ts for ts in found if ts is not None), default=None)
@@ -147,7 +166,8 @@ def between(
     in time order, for an export to read lazily."""
     names = ["id", *(c for c in COLUMNS[table] if c != "stream_id")]
     cursor = db.execute(
-        f"SELECT {', '.join(names)} FROM {table} WHERE ts_us >= ? AND ts_us < ? ORDER BY ts_us, id",
+        f"SELECT {', '.join(names)} FROM {table_name(table)}"
+        " WHERE ts_us >= ? AND ts_us < ? ORDER BY ts_us, id",
         (start_us, end_us),
     )
     return names, cursor

@@ -19,6 +19,16 @@ def mark_written(db: sqlite3.Connection, times_us: Iterable[int]) -> None:
     db.executemany("INSERT OR IGNORE INTO rollup_pending (hour) VALUES (?)", ((h,) for h in hours))
 
 
+@joins_transaction
+def mark_dirty(db: sqlite3.Connection, tier: str, start_us: int) -> None:
+    """Mark the window of ``tier`` starting at ``start_us`` to roll again: a window below it
+    changed. Joins the caller's transaction, the one that changed it."""
+    db.execute(
+        "INSERT OR IGNORE INTO rollup_dirty (tier, window_start_us) VALUES (?, ?)",
+        (tier, start_us),
+    )
+
+
 def first_pending_hour(db: sqlite3.Connection) -> int | None:
     """The earliest UTC hour (µs // `HOUR_US`) waiting to be rolled into 1h."""
     (hour,) = db.execute("SELECT min(hour) FROM rollup_pending").fetchone()

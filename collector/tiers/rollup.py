@@ -24,6 +24,7 @@ from itertools import chain
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from collector.tiers import marks
 from collector.tiers.rawrollup import consume_raw, raw_groups
 from collector.tiers.sketch import ensure_math_functions
 from collector.tiers.store import Aggregate, Group, merge_rows, read_window_rows, write_window
@@ -194,10 +195,7 @@ class Roller:
         written = write_window(self.db, tier, window.start_us, window.end_us, groups)
         if tier in PARENT:
             parent = self.calendar.window(PARENT[tier], window.start_us)
-            self.db.execute(
-                "INSERT OR IGNORE INTO rollup_dirty (tier, window_start_us) VALUES (?, ?)",
-                (parent.tier, parent.start_us),
-            )
+            marks.mark_dirty(self.db, parent.tier, parent.start_us)
         return written
 
     def _source_groups(self, window: Window) -> dict[str, tuple[Group, Aggregate]]:
