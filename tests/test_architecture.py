@@ -14,6 +14,7 @@ from collections.abc import Iterable
 
 import pytest
 from importlinter.cli import lint_imports
+from markdown_it import MarkdownIt
 
 from collector.ledger import events
 from collector.ledger.migrations import MIGRATIONS
@@ -173,6 +174,29 @@ def test_the_script_modules_are_those_the_migrations_compose():
         for alias in node.names
     }
     assert composed == {*SCRIPTS, "alerting.store", "reports.sentlog"}
+
+
+def _design_table() -> dict[str, tuple[str, tuple[str, ...]]]:
+    """The table under docs/design.md's "Tables and their owners": {table: (owner, readers)},
+    each the backquoted names of its cell."""
+    tokens = MarkdownIt().enable("table").parse((ROOT / "docs" / "design.md").read_text())
+    heading = next(i for i, t in enumerate(tokens) if t.content == "Tables and their owners")
+    start = next(i for i, t in enumerate(tokens) if i > heading and t.type == "table_open")
+    end = next(i for i, t in enumerate(tokens) if i > start and t.type == "table_close")
+    rows: list[list[list[str]]] = []
+    for before, token in zip(tokens[start : end - 1], tokens[start + 1 : end], strict=True):
+        if token.type == "tr_open":
+            rows.append([])
+        elif before.type in ("th_open", "td_open"):
+            rows[-1].append(re.findall(r"`([\w.]+)`", token.content))
+    header, *body = rows
+    assert header == [[], [], []], "docs/design.md: columns table | owner | also read by"
+    return {table[0]: (owner[0], tuple(readers)) for table, owner, readers in body}
+
+
+def test_the_design_page_shows_the_owners_and_readers():
+    shown = _design_table()
+    assert shown == {table: (owner, READERS.get(table, ())) for table, owner in OWNERS.items()}
 
 
 # The scan itself: every way a table's name can hide in a string
