@@ -127,3 +127,34 @@ def test_links_between_pages_reach_a_file_and_heading(page):
         assert path.exists(), f"{page.name}: {target}"
         if anchor:
             assert anchor in anchors(path), f"{page.name}: {target}#{anchor}"
+
+
+CODE_LINK = re.compile(r"\bdocs/([\w./-]+?\.md)(?:#([\w-]+))?")
+"""A page of docs/ (and a heading's anchor) named in the code: in a message, a docstring or a
+comment."""
+
+
+def links_in_code() -> list[tuple[str, str, str]]:
+    """(file:line, page, anchor) of every link to docs/ in the packages' modules."""
+    found = []
+    for package in ("collector", "alerting", "reports", "schemas"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            lines = path.read_text(encoding="utf-8").splitlines()
+            for number, line in enumerate(lines, start=1):
+                where = f"{path.relative_to(ROOT)}:{number}"
+                found += [(where, page, anchor) for page, anchor in CODE_LINK.findall(line)]
+    return found
+
+
+def test_links_in_code_are_found():
+    text = 'raise X("restore it (see docs/operations.md#backups) or docs/cli.md.")'
+    assert CODE_LINK.findall(text) == [("operations.md", "backups"), ("cli.md", "")]
+    assert any(anchor for _, _, anchor in links_in_code())
+
+
+@pytest.mark.parametrize(("where", "page", "anchor"), links_in_code(), ids=lambda v: v)
+def test_links_in_code_reach_a_page_and_heading(where, page, anchor):
+    path = DOCS / page
+    assert path.is_file(), f"{where}: docs/{page} does not exist"
+    if anchor:
+        assert anchor in anchors(path), f"{where}: docs/{page} has no heading #{anchor}"
