@@ -114,6 +114,11 @@ class LineParser:
             raise Rejected(f"invalid JSON: {error}") from None
         if not isinstance(data, dict):
             raise Rejected(f"not a JSON object but {type(data).__name__}")
+        return self.parse_object(data, zone, stream_id)
+
+    def parse_object(self, data: dict[str, Any], zone: ZoneInfo, stream_id: int) -> Parsed:
+        """Parse one decoded event (a trace line's object, or one a receiver built from the
+        same field names); raises `Rejected` with the reason."""
         kind = data.get("type", "llm_call")
         try:
             if kind == "llm_call":
