@@ -44,14 +44,18 @@ _FROM_SPAN = {
     "total_tokens": ("llm.usage.total_tokens", "gen_ai.usage.total_tokens"),
     "cache_read_tokens": ("gen_ai.usage.cache_read.input_tokens",),
     "cache_write_tokens": ("gen_ai.usage.cache_creation.input_tokens",),
-    "reasoning_tokens": ("gen_ai.usage.reasoning.output_tokens",),
+    "reasoning_tokens": ("gen_ai.usage.reasoning.output_tokens", "gen_ai.usage.reasoning_tokens"),
     "cost_usd": ("gen_ai.usage.cost",),
 }
 # event field <- the attributes it is read from, on the span first, then on its resource
 _FROM_SPAN_OR_RESOURCE = {
     "agent_name": ("gen_ai.agent.name",),
-    "user_id": ("user.id", "enduser.id"),
-    "session_id": ("session.id", "gen_ai.conversation.id"),
+    "user_id": ("user.id", "enduser.id", "traceloop.association.properties.user_id"),
+    "session_id": (
+        "session.id",
+        "gen_ai.conversation.id",
+        "traceloop.association.properties.session_id",
+    ),
 }
 _AGENT_FALLBACK = "service.name"
 _PROMPT_ATTRIBUTES = ("gen_ai.input.messages", "gen_ai.system_instructions", "gen_ai.prompt")
@@ -134,9 +138,9 @@ def plain(value: AnyValue) -> Any:
 def is_call(attributes: Attributes) -> bool:
     """Whether a span with these attributes is a model call (the rule in the module's doc)."""
     operation = attributes.get("gen_ai.operation.name")
-    if operation in MODEL_OPERATIONS:
+    if isinstance(operation, str) and operation in MODEL_OPERATIONS:
         return True
-    if operation in OTHER_OPERATIONS:
+    if isinstance(operation, str) and operation in OTHER_OPERATIONS:
         return False
     markers = CALL_MARKERS if operation is None else MODEL_ATTRIBUTES
     return any(marker in attributes for marker in markers)
@@ -151,9 +155,10 @@ def label(span: Span) -> str:
 def to_call(
     span: Span, attributes: Attributes, resource: Attributes, mapping: SpanMapping
 ) -> LlmSpan:
-    """The event of a call span; raises `Invalid` when its ids are not valid OTLP ids."""
+    """The event of a call span; raises `Invalid` when its ids or times are not valid OTLP."""
     _check_id("trace_id", span.trace_id, _TRACE_ID_BYTES)
     _check_id("span_id", span.span_id, _SPAN_ID_BYTES)
+    _check_times(span.start_time_unix_nano, span.end_time_unix_nano)
     event: dict[str, Any] = {
         "type": "llm_call",
         "timestamp": _EPOCH + timedelta(microseconds=span.start_time_unix_nano // 1000),
@@ -184,6 +189,13 @@ def _check_id(name: str, value: bytes, size: int) -> None:
         raise Invalid(f"{name}: {len(value)} bytes, an OTLP {name} has {size}")
     if not any(value):
         raise Invalid(f"{name}: all zero, which OTLP reserves for 'no id'")
+
+
+def _check_times(start: int, end: int) -> None:
+    if start == 0:
+        raise Invalid("start_time_unix_nano: 0, which OTLP reserves for 'not set'")
+    if end < start:
+        raise Invalid(f"end_time_unix_nano: {end} is before start_time_unix_nano {start}")
 
 
 def _status(span: Span, attributes: Attributes) -> dict[str, Any]:
