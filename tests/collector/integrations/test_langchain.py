@@ -23,8 +23,11 @@ from pydantic import Field
 from collector import trace
 from collector.integrations import langchain as integration
 from collector.integrations.langchain import TraceCallbackHandler
+from collector.ledger.events import CALL_COLUMNS
+from collector.receivers.otlp.spans import SpanMapping, decode_request
 from collector.trace import TraceWriter
-from tests.collector.test_trace import modules_loaded_by, row
+from tests.collector.receivers.otlp_bodies import protobuf_body
+from tests.collector.test_trace import PARSER, UTC_ZONE, modules_loaded_by, row
 
 USAGE = {
     "input_tokens": 1200,
@@ -307,3 +310,28 @@ def test_otel_mode_marks_a_failed_call(spans):
     assert span.status.status_code is StatusCode.ERROR
     assert span.attributes["error.type"] == "FakeAPIError"
     assert "gen_ai.usage.input_tokens" not in span.attributes
+
+
+def test_otel_mode_spans_become_the_same_call_rows_through_the_receivers_decoding(spans):
+    """What the handler emits is what the OTLP receiver reads: the span, encoded by the real
+    exporter's encoder and decoded by the receiver, parses to the call the writer would write."""
+    provider, exporter = spans
+    handler = TraceCallbackHandler(otel=True, tracer_provider=provider)
+    ScriptedChat().invoke("hello", config={"callbacks": [handler], "metadata": METADATA})
+    with pytest.raises(FakeAPIError):
+        ScriptedChat().invoke("fail now", config={"callbacks": [handler]})
+    decoded = decode_request(
+        protobuf_body(exporter.get_finished_spans()), "application/x-protobuf", SpanMapping()
+    )
+    assert (decoded.skipped, decoded.invalid) == (0, [])
+    ok, failed = (
+        dict(zip(CALL_COLUMNS, PARSER.parse_object(span.event, UTC_ZONE, 1).row, strict=True))
+        for span in decoded.calls
+    )
+    assert ok["model"] == "gpt-4o-mini-2024-07-18"
+    assert (ok["provider"], ok["status"]) == ("openai", "ok")
+    assert (ok["input_tokens"], ok["output_tokens"], ok["cache_read_tokens"]) == (5000, 300, 400)
+    assert (ok["tenant_id"], ok["user_id"], ok["session_id"]) == ("acme", "u-7", "s-1")
+    assert ok["agent_name"] == "support"
+    assert ok["cost_usd"] > 0 and ok["latency_ms"] >= 0
+    assert (failed["status"], failed["error_type"]) == ("error", "FakeAPIError")
