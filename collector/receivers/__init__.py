@@ -1,0 +1,1 @@
+"""Endpoints instrumented applications send their calls to, instead of writing trace lines."""
