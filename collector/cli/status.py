@@ -163,8 +163,9 @@ def status(config_path: Path | None, as_json: bool) -> None:
         )
     out.print(table)
     totals = state["totals"]
+    read = "lines and spans" if state["receivers"] else "lines"
     out.print(
-        f"ledger: {totals['events']:,} events from {totals['lines']:,} lines "
+        f"ledger: {totals['events']:,} events from {totals['lines']:,} {read} "
         f"({totals['quarantined']:,} quarantined, {totals['skipped']:,} skipped)"
     )
     _print_receivers(state["receivers"], state["daemon"].get("receivers", {}))

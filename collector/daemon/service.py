@@ -431,6 +431,8 @@ class Daemon:
         )
         if self.shipper is not None:
             log.info("influx: %s", self.shipper.status())
+        if self.otlp is not None:
+            log.info("otlp: %s", self.otlp.status())
 
 
 def _job_name(job: Job) -> str:

@@ -14,13 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from itertools import chain
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
 
 from collector.clock import TimeRange, wall_clock_us
 from collector.ingest.content import ContentPolicy
-from collector.ingest.parsing import LineParser, Parsed, Rejected
+from collector.ingest.parsing import LineParser, Rejected
 from collector.ingest.pricing import Pricer
 from collector.ingest.quarantine import QuarantineEntry, QuarantineFile
 from collector.ledger import events
@@ -36,6 +37,8 @@ log = logging.getLogger("collector.otlp")
 SOURCE = "otlp"
 """The receiver's name: the ``source`` of its stream and of its quarantine entries."""
 UTC = ZoneInfo("UTC")
+Row = tuple[store.SpanKey, str, tuple[Any, ...]]
+"""A span's key, the kind of its row (``call`` or ``score``) and the row."""
 
 
 @dataclass(slots=True)
@@ -84,13 +87,13 @@ class Receiver(LedgerWorker):
         self.keys_kept_us = None if raw is None else raw // timedelta(microseconds=1)
         """How long a span's key is kept after it came (the raw retention; None: forever)."""
 
-    def store(self, body: bytes, content_type: str) -> Outcome:
+    def receive(self, body: bytes, content_type: str) -> Outcome:
         """Decode, parse and commit one request's spans (``body`` decompressed). Raises
         `Undecodable` for a body that is not OTLP, and a ledger or quarantine error when
         nothing could be stored (the sender retries)."""
         decoded = decode_request(body, content_type, self.mapping)
         outcome = Outcome(skipped=decoded.skipped, rejected=list(decoded.invalid))
-        parsed: list[tuple[store.SpanKey, Parsed]] = []
+        parsed: list[Row] = []
         for span in decoded.calls:
             try:
                 result = self.parser.parse_object(span.event, UTC, self.stream.id)
@@ -100,7 +103,7 @@ class Receiver(LedgerWorker):
             if result.row is None:
                 outcome.skipped += 1
             else:
-                parsed.append(((span.trace_id, span.span_id), result))
+                parsed.append(((span.trace_id, span.span_id), result.kind, result.row))
         written = self.quarantine.write([_entry(*rejected) for rejected in outcome.rejected])
         try:
             batch = self._commit(parsed, outcome)
@@ -111,20 +114,22 @@ class Receiver(LedgerWorker):
             self.on_commit(batch)
         return outcome
 
-    def _commit(self, parsed: list[tuple[store.SpanKey, Parsed]], outcome: Outcome) -> Batch:
+    def _commit(self, parsed: list[Row], outcome: Outcome) -> Batch:
         """The new spans' rows, their hours' marks, their keys and the stream's counts, in one
         transaction; the spans whose keys were claimed before count as duplicates."""
         batch = Batch(quarantined=len(outcome.rejected), skipped=outcome.skipped)
         if not parsed and not batch.quarantined and not batch.skipped:
             return batch
         with self.ledger.transaction() as db:
-            new = store.claim(db, [key for key, _ in parsed], self.clock_us()) if parsed else set()
-            for key, result in parsed:
+            new = (
+                store.claim(db, [key for key, _, _ in parsed], self.clock_us()) if parsed else set()
+            )
+            for key, kind, row in parsed:
                 if key not in new:
                     outcome.duplicates += 1
                     continue
                 new.discard(key)  # the same span twice in one request counts once
-                (batch.calls if result.kind == "call" else batch.scores).append(result.row)
+                (batch.calls if kind == "call" else batch.scores).append(row)
             batch.lines = batch.events + batch.quarantined + batch.skipped
             if batch.events:
                 events.insert(db, "calls", batch.calls)

@@ -19,7 +19,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from aiohttp import web
-from aiohttp.http_exceptions import BadHttpMessage
+from aiohttp.web_protocol import RequestPayloadError
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from google.rpc.status_pb2 import Status
@@ -149,6 +149,13 @@ class OtlpServer:
         """What /healthz shows of the receiver."""
         return {"listen": self.config.listen, **self.counts.snapshot()}
 
+    def status(self) -> str:
+        """The daemon's status line: spans by outcome and requests by HTTP status."""
+        counts = self.counts.snapshot()
+        spans = " ".join(f"{kind}={n}" for kind, n in counts["spans"].items())
+        requests = " ".join(f"http_{code}={n}" for code, n in sorted(counts["requests"].items()))
+        return f"spans {spans} requests {requests or 'none'}"
+
     async def expire_keys(self) -> None:
         """The scheduled job: forget the keys of spans older than a retry can come."""
         expired = await self._on_thread(self.receiver.expire_keys)
@@ -186,13 +193,13 @@ class OtlpServer:
                 body = await request.read()
             except web.HTTPRequestEntityTooLarge:
                 return _too_large(limit, kind)
-            except BadHttpMessage as error:  # a gzip body that does not decompress
-                return _status(400, f"cannot read the body: {error.message}", kind)
+            except RequestPayloadError as error:  # a gzip body that does not decompress
+                return _unreadable(request, error, kind)
             return await self._store(body, kind)
 
     async def _store(self, body: bytes, kind: str) -> web.Response:
         try:
-            outcome = await self._on_thread(partial(self.receiver.store, body, kind))
+            outcome = await self._on_thread(partial(self.receiver.receive, body, kind))
         except Undecodable as error:
             return _status(400, str(error), kind)
         except EXPECTED as error:  # a full disk, a locked ledger: nothing stored
@@ -251,6 +258,15 @@ def _status(code: int, message: str, kind: str | None) -> web.Response:
 def _retry_later(code: int, message: str, kind: str) -> web.Response:
     answer = _status(code, f"{message}; retry in {RETRY_AFTER_S} s", kind)
     answer.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return answer
+
+
+def _unreadable(request: web.Request, error: RequestPayloadError, kind: str) -> web.Response:
+    """A 400 that closes the connection: the rest of the body cannot be told from the next
+    request. Its body is marked read, or aiohttp would read on and log the error again."""
+    request.content.feed_eof()
+    answer = _status(400, f"cannot read the body: {str(error).splitlines()[-1].strip()}", kind)
+    answer.force_close()
     return answer
 
 
