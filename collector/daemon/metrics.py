@@ -226,7 +226,7 @@ class DaemonMetrics:
             value=state["dead_letters"],
         )
         yield from _job_families(self.jobs)
-        if "otlp" in state["receivers"]:
+        if "otlp" in state.get("receivers", {}):
             yield from _otlp_families(state["receivers"]["otlp"])
 
 

@@ -54,8 +54,17 @@ class Outcome:
     """(span label, reason) of each LLM span that failed validation: quarantined."""
 
 
+@dataclass(slots=True)
+class Incoming:
+    """A request parsed, not stored yet: its rows, and what became of its other spans."""
+
+    rows: list[Row]
+    outcome: Outcome
+
+
 class Receiver(LedgerWorker):
-    """Stores OTLP requests, one at a time, on a ledger connection of its own."""
+    """Parses OTLP requests and stores them, one at a time, on a ledger connection of its
+    own."""
 
     def __init__(
         self,
@@ -87,26 +96,31 @@ class Receiver(LedgerWorker):
         self.keys_kept_us = None if raw is None else raw // timedelta(microseconds=1)
         """How long a span's key is kept after it came (the raw retention; None: forever)."""
 
-    def receive(self, body: bytes, content_type: str) -> Outcome:
-        """Decode, parse and commit one request's spans (``body`` decompressed). Raises
-        `Undecodable` for a body that is not OTLP, and a ledger or quarantine error when
-        nothing could be stored (the sender retries)."""
+    def parse(self, body: bytes, content_type: str) -> Incoming:
+        """Decode one request's spans (``body`` decompressed) and parse the calls into rows;
+        touches no ledger, so it runs beside the `store` of the request before. Raises
+        `Undecodable` for a body that is not OTLP."""
         decoded = decode_request(body, content_type, self.mapping)
-        outcome = Outcome(skipped=decoded.skipped, rejected=list(decoded.invalid))
-        parsed: list[Row] = []
+        incoming = Incoming([], Outcome(skipped=decoded.skipped, rejected=list(decoded.invalid)))
         for span in decoded.calls:
             try:
                 result = self.parser.parse_object(span.event, UTC, self.stream.id)
             except Rejected as error:
-                outcome.rejected.append((span.label, str(error)))
+                incoming.outcome.rejected.append((span.label, str(error)))
                 continue
             if result.row is None:
-                outcome.skipped += 1
+                incoming.outcome.skipped += 1
             else:
-                parsed.append(((span.trace_id, span.span_id), result.kind, result.row))
+                incoming.rows.append(((span.trace_id, span.span_id), result.kind, result.row))
+        return incoming
+
+    def store(self, incoming: Incoming) -> Outcome:
+        """Quarantine the rejected spans, then commit the rows of the spans not stored before;
+        a ledger or quarantine error stores nothing (the sender retries)."""
+        outcome = incoming.outcome
         written = self.quarantine.write([_entry(*rejected) for rejected in outcome.rejected])
         try:
-            batch = self._commit(parsed, outcome)
+            batch = self._commit(incoming.rows, outcome)
         except BaseException:
             self.quarantine.take_back(written)
             raise

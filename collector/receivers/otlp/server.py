@@ -1,9 +1,10 @@
 """``POST /v1/traces`` over HTTP (aiohttp, on the daemon's event loop): OTLP/HTTP in protobuf or
 JSON, gzip accepted, answered in the request's encoding once its spans are committed.
 
-Requests are stored one at a time on the receiver's own thread; a few are read ahead, the rest
-wait unread (TCP pushes back on their senders). A full InfluxDB outbox answers 429 and a
-stopping daemon 503, both with Retry-After: OTLP exporters retry those.
+Requests are parsed on one thread and stored one at a time on another (the receiver's ledger
+connection); a few are read ahead, the rest wait unread (TCP pushes back on their senders). A
+full InfluxDB outbox answers 429 and a stopping daemon 503, both with Retry-After: OTLP
+exporters retry those.
 """
 
 from __future__ import annotations
@@ -104,7 +105,9 @@ class OtlpServer:
         except ValueError as error:
             raise ReceiverError(f"cannot start the OTLP receiver: {error}") from None
         self._authorization = None if token is None else f"Bearer {token}".encode()
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="otlp")
+        # Parsing one request while the one before commits: SQLite lets go of the GIL.
+        self._parsing = ThreadPoolExecutor(1, thread_name_prefix="otlp-parse")
+        self._storing = ThreadPoolExecutor(1, thread_name_prefix="otlp-store")
         self._slots = asyncio.Semaphore(READ_AHEAD)
         self._errors_seen: set[str] = set()
         self._runner: web.AppRunner | None = None
@@ -139,11 +142,12 @@ class OtlpServer:
         return int(self._runner.addresses[0][1])
 
     async def close(self) -> None:
-        """Stop listening, answer the requests in progress (up to `SHUTDOWN_WAIT_S`), then
-        let the receiver's thread go once it has stored the request in hand."""
+        """Stop listening, answer the requests in progress (up to `SHUTDOWN_WAIT_S`), then let
+        the receiver's threads go once they are done with the request in hand."""
         if self._runner is not None:
             await self._runner.cleanup()
-        self._thread.shutdown(wait=False)
+        self._parsing.shutdown(wait=False)
+        self._storing.shutdown(wait=False)
 
     def state(self) -> dict[str, Any]:
         """What /healthz shows of the receiver."""
@@ -198,8 +202,10 @@ class OtlpServer:
             return await self._store(body, kind)
 
     async def _store(self, body: bytes, kind: str) -> web.Response:
+        loop = asyncio.get_running_loop()
         try:
-            outcome = await self._on_thread(partial(self.receiver.receive, body, kind))
+            incoming = await loop.run_in_executor(self._parsing, self.receiver.parse, body, kind)
+            outcome = await self._on_thread(partial(self.receiver.store, incoming))
         except Undecodable as error:
             return _status(400, str(error), kind)
         except EXPECTED as error:  # a full disk, a locked ledger: nothing stored
@@ -212,9 +218,9 @@ class OtlpServer:
         return _exported(outcome, kind)
 
     async def _on_thread(self, work: Callable[[], T]) -> T | None:
-        """``work()`` on the receiver's thread, after the request in hand; None once closed."""
+        """``work()`` on the receiver's ledger thread, after the run in hand; None once closed."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._thread, self.receiver.run_now, work)
+        return await loop.run_in_executor(self._storing, self.receiver.run_now, work)
 
     def _authorized(self, request: web.Request) -> bool:
         if self._authorization is None:

@@ -107,6 +107,10 @@ class Rig:
             self.config, otlp, self.quarantine, on_commit=self.committed.append, clock_us=self.clock
         )
 
+    def receive(self, body: bytes, content_type: str = PROTOBUF):
+        """What the server does with a request's body: parse it, then store it."""
+        return self.receiver.store(self.receiver.parse(body, content_type))
+
     def clock(self) -> int:
         return self.now_us
 

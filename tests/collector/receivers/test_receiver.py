@@ -33,7 +33,7 @@ def test_a_request_commits_its_rows_marks_keys_and_counts_together(rig):
     recorder = Recorder(**{"service.name": "bot"})
     sent = chat_spans(recorder, 3)
     other_span(recorder)
-    outcome = rig.receiver.receive(protobuf_body(recorder.spans()), PROTOBUF)
+    outcome = rig.receive(protobuf_body(recorder.spans()), PROTOBUF)
     assert (outcome.accepted, outcome.duplicates, outcome.skipped, outcome.rejected) == (
         3,
         0,
@@ -58,8 +58,8 @@ def test_the_same_request_again_is_counted_once(rig):
     recorder = Recorder()
     sent = chat_spans(recorder, 5)
     body = protobuf_body(recorder.spans())
-    rig.receiver.receive(body, PROTOBUF)
-    again = rig.receiver.receive(body, PROTOBUF)
+    rig.receive(body, PROTOBUF)
+    again = rig.receive(body, PROTOBUF)
     assert (again.accepted, again.duplicates) == (0, 5)
     assert rig.call_ids() == sorted(s.call_id for s in sent)
     assert rig.counts() == (5, 5, 0, 0)
@@ -70,7 +70,7 @@ def test_a_span_twice_in_one_request_is_stored_once(rig):
     recorder = Recorder()
     chat_spans(recorder, 2)
     spans = recorder.spans()
-    outcome = rig.receiver.receive(protobuf_body([*spans, spans[0]]), PROTOBUF)
+    outcome = rig.receive(protobuf_body([*spans, spans[0]]), PROTOBUF)
     assert (outcome.accepted, outcome.duplicates) == (2, 1)
     assert len(rig.call_ids()) == 2
 
@@ -79,7 +79,7 @@ def test_rejected_spans_are_quarantined_without_content_and_not_stored(rig):
     recorder = Recorder()
     chat_spans(recorder, 1)
     span_id = model_less_span(recorder)
-    outcome = rig.receiver.receive(protobuf_body(recorder.spans()), PROTOBUF)
+    outcome = rig.receive(protobuf_body(recorder.spans()), PROTOBUF)
     assert outcome.accepted == 1
     ((label, reason),) = outcome.rejected
     assert span_id in label and reason == "model: required for an llm_call event"
@@ -99,12 +99,12 @@ def test_a_commit_that_fails_stores_nothing_and_takes_its_quarantine_entries_bac
     other = sqlite3.connect(rig.config.ledger.path, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")  # another writer holds the ledger
     with pytest.raises(sqlite3.OperationalError, match="locked"):
-        rig.receiver.receive(body, PROTOBUF)
+        rig.receive(body, PROTOBUF)
     other.execute("ROLLBACK")
     other.close()
     assert (rig.call_ids(), rig.quarantined()) == ([], [])
     assert rig.query("SELECT count(*) FROM otlp_spans") == [(0,)]
-    retried = rig.receiver.receive(body, PROTOBUF)  # the sender retries
+    retried = rig.receive(body, PROTOBUF)  # the sender retries
     assert (retried.accepted, retried.duplicates, len(retried.rejected)) == (2, 0, 1)
     assert rig.call_ids() == sorted(s.call_id for s in sent)
     assert len(rig.quarantined()) == 1
@@ -115,13 +115,13 @@ def test_keys_are_forgotten_after_the_raw_retention_then_a_span_counts_again(tmp
     recorder = Recorder()
     chat_spans(recorder, 2)
     body = protobuf_body(recorder.spans())
-    rig.receiver.receive(body, PROTOBUF)
+    rig.receive(body, PROTOBUF)
     rig.now_us += int(timedelta(days=2).total_seconds() * 1e6)
     assert rig.receiver.expire_keys() == 0  # received exactly the retention ago: kept
-    assert rig.receiver.receive(body, PROTOBUF).duplicates == 2
+    assert rig.receive(body, PROTOBUF).duplicates == 2
     rig.now_us += 1
     assert rig.receiver.expire_keys() == 2
-    assert rig.receiver.receive(body, PROTOBUF).accepted == 2
+    assert rig.receive(body, PROTOBUF).accepted == 2
     rig.receiver.close()
 
 
@@ -129,7 +129,7 @@ def test_raw_retention_forever_keeps_every_key(tmp_path):
     rig = Rig(tmp_path, tiers={"retention": {"raw": "forever", "1h": "forever", "1d": "forever"}})
     recorder = Recorder()
     chat_spans(recorder, 1)
-    rig.receiver.receive(protobuf_body(recorder.spans()), PROTOBUF)
+    rig.receive(protobuf_body(recorder.spans()), PROTOBUF)
     rig.now_us += 10**16
     assert rig.receiver.expire_keys() == 0
     assert rig.query("SELECT count(*) FROM otlp_spans") == [(1,)]
@@ -152,7 +152,7 @@ def test_any_sequence_of_requests_stores_each_span_sent_exactly_once(tmp_path_fa
     spans = recorder.spans()
     accepted = duplicates = 0
     for request in requests:
-        outcome = rig.receiver.receive(protobuf_body([spans[i] for i in request]), PROTOBUF)
+        outcome = rig.receive(protobuf_body([spans[i] for i in request]), PROTOBUF)
         accepted, duplicates = accepted + outcome.accepted, duplicates + outcome.duplicates
     wanted = sorted({sent[i].call_id for request in requests for i in request})
     assert rig.call_ids() == wanted

@@ -277,6 +277,8 @@ def test_a_failing_handler_answers_500_logs_the_traceback_once_and_goes_on(
                 failed = [await post(session, protobuf_body(made)) for _ in range(3)]
             return failed, await post(session, protobuf_body(made))
 
+    # import-linter's run (tests/test_architecture.py) disables the loggers that exist then
+    monkeypatch.setattr(logging.getLogger("collector.otlp"), "disabled", False)
     with caplog.at_level(logging.ERROR, logger="collector.otlp"):
         failed, (good, _, _) = asyncio.run(exchange())
     assert [status for status, _, _ in failed] == [500, 500, 500]
