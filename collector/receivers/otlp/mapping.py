@@ -3,12 +3,13 @@
 A span is a model call when its ``gen_ai.operation.name`` is one of `MODEL_OPERATIONS`; never
 when it is one of `OTHER_OPERATIONS` (tools, agents, workflows, retrieval: those spans may
 name a model too, but their model calls are spans of their own); with another operation
-name, when it names a model (``gen_ai.request.model`` or ``gen_ai.response.model``); with
-none, when it carries any of `CALL_MARKERS` (the GenAI conventions' model and provider,
-OpenLLMetry's ``llm.request.type``).
+name, when it names a model (``gen_ai.response.model`` or ``gen_ai.request.model``); with
+none, when it names a model or a provider (``gen_ai.provider.name``, ``gen_ai.system``) or
+has OpenLLMetry's ``llm.request.type``.
 
-Only the attributes named here are read: prompt and response content goes to ``prompt`` and
-``response`` alone, where the collector's content policy applies (dropped by default).
+Only the attributes named here are read, each span's in one pass: prompt and response content
+goes to ``prompt`` and ``response`` alone, where the collector's content policy applies
+(dropped by default).
 """
 
 from __future__ import annotations
@@ -26,17 +27,10 @@ MODEL_OPERATIONS = frozenset({"chat", "text_completion", "embeddings", "generate
 OTHER_OPERATIONS = frozenset(
     {"execute_tool", "invoke_agent", "create_agent", "invoke_workflow", "retrieval"}
 )
-MODEL_ATTRIBUTES = ("gen_ai.response.model", "gen_ai.request.model")
-"""Where the model is, the one that answered first."""
-CALL_MARKERS = (
-    *MODEL_ATTRIBUTES,
-    "gen_ai.provider.name",
-    "gen_ai.system",
-    "llm.request.type",
-)
-
-# event field <- the span attributes it is read from, first present wins
-_FROM_SPAN = {
+_USER = ("user.id", "enduser.id", "traceloop.association.properties.user_id")
+_SESSION = ("session.id", "gen_ai.conversation.id", "traceloop.association.properties.session_id")
+SPAN_FIELDS: dict[str, tuple[str, ...]] = {
+    "model": ("gen_ai.response.model", "gen_ai.request.model"),
     "provider": ("gen_ai.provider.name", "gen_ai.system"),
     "operation": ("gen_ai.operation.name", "llm.request.type"),
     "input_tokens": ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens"),
@@ -44,21 +38,32 @@ _FROM_SPAN = {
     "total_tokens": ("llm.usage.total_tokens", "gen_ai.usage.total_tokens"),
     "cache_read_tokens": ("gen_ai.usage.cache_read.input_tokens",),
     "cache_write_tokens": ("gen_ai.usage.cache_creation.input_tokens",),
-    "reasoning_tokens": ("gen_ai.usage.reasoning.output_tokens",),
+    "reasoning_tokens": ("gen_ai.usage.reasoning.output_tokens", "gen_ai.usage.reasoning_tokens"),
     "cost_usd": ("gen_ai.usage.cost",),
-}
-# event field <- the attributes it is read from, on the span first, then on its resource
-_FROM_SPAN_OR_RESOURCE = {
+    "error_type": ("error.type",),
     "agent_name": ("gen_ai.agent.name",),
-    "user_id": ("user.id", "enduser.id"),
-    "session_id": ("session.id", "gen_ai.conversation.id"),
+    "user_id": _USER,
+    "session_id": _SESSION,
 }
-_AGENT_FALLBACK = "service.name"
-_PROMPT_ATTRIBUTES = ("gen_ai.input.messages", "gen_ai.system_instructions", "gen_ai.prompt")
-_RESPONSE_ATTRIBUTES = ("gen_ai.output.messages", "gen_ai.completion")
-_PROMPT_PREFIX = "gen_ai.prompt."
-_RESPONSE_PREFIX = "gen_ai.completion."
-_ERROR_TYPE = "error.type"
+"""Event field <- the span attributes it is read from; the first of them that is set wins."""
+RESOURCE_FIELDS: dict[str, tuple[str, ...]] = {
+    "agent_name": ("gen_ai.agent.name", "service.name"),
+    "user_id": _USER,
+    "session_id": _SESSION,
+}
+"""Event field <- the resource attributes it is read from when the span sets none of its own."""
+CONTENT_FIELDS = {
+    "gen_ai.input.messages": "prompt",
+    "gen_ai.system_instructions": "prompt",
+    "gen_ai.prompt": "prompt",
+    "gen_ai.output.messages": "response",
+    "gen_ai.completion": "response",
+}
+"""Content attribute -> the event field holding it; ``gen_ai.prompt.*`` and
+``gen_ai.completion.*`` (OpenLLMetry's numbered messages) too."""
+_CONTENT_PREFIXES = (("gen_ai.prompt.", "prompt"), ("gen_ai.completion.", "response"))
+_OPERATION = "operation"
+_NOT_TAKEN = 1 << 30
 _EXCEPTION_EVENT = "exception"
 _EXCEPTION_TYPE = "exception.type"
 _MAX_ERROR_MESSAGE = 128
@@ -91,31 +96,55 @@ class Invalid(Exception):
     """A call span that cannot become an event at all; the message is the reason."""
 
 
-class Attributes:
-    """A span's or resource's attributes by key; values converted only when read."""
+@dataclass(slots=True)
+class Read:
+    """What a span's or a resource's attributes say, read in one pass."""
 
-    __slots__ = ("_values",)
+    fields: dict[str, Any]
+    """Event fields by name (`SPAN_FIELDS` or `RESOURCE_FIELDS`)."""
+    genai_operation: Any
+    """``gen_ai.operation.name`` as sent (not OpenLLMetry's ``llm.request.type``)."""
+    tenant: Any
+    content: dict[str, dict[str, Any]]
+    """``prompt`` and ``response``: their attributes by key."""
 
-    def __init__(self, pairs: Iterable[KeyValue]) -> None:
-        self._values = {pair.key: pair.value for pair in pairs}
 
-    def __contains__(self, key: str) -> bool:
-        return key in self._values
+def _ranks(fields: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, int]]:
+    return {key: (field, rank) for field, keys in fields.items() for rank, key in enumerate(keys)}
 
-    def get(self, key: str) -> Any:
-        value = self._values.get(key)
-        return None if value is None else plain(value)
 
-    def first(self, keys: Iterable[str]) -> Any:
-        """The value of the first of ``keys`` that is set, else None."""
-        for key in keys:
-            value = self.get(key)
-            if value is not None:
-                return value
-        return None
+SPAN_RANKS = _ranks(SPAN_FIELDS)
+RESOURCE_RANKS = _ranks(RESOURCE_FIELDS)
 
-    def prefixed(self, prefix: str) -> dict[str, Any]:
-        return {key: plain(value) for key, value in self._values.items() if key.startswith(prefix)}
+
+def read(pairs: Iterable[KeyValue], ranks: dict[str, tuple[str, int]], tenant_key: str) -> Read:
+    """The fields ``ranks`` maps attributes to, the tenant and the content of ``pairs``."""
+    fields: dict[str, Any] = {}
+    taken: dict[str, int] = {}
+    tenant = None
+    content: dict[str, dict[str, Any]] = {}
+    for pair in pairs:
+        key = pair.key
+        if key == tenant_key:
+            tenant = plain(pair.value)
+        if (hit := ranks.get(key)) is not None:
+            field, rank = hit
+            if rank < taken.get(field, _NOT_TAKEN) and (value := plain(pair.value)) is not None:
+                fields[field] = value
+                taken[field] = rank
+        elif (target := _content_field(key)) is not None:
+            content.setdefault(target, {})[key] = plain(pair.value)
+    operation = fields.get(_OPERATION) if taken.get(_OPERATION) == 0 else None
+    return Read(fields, operation, tenant, content)
+
+
+def _content_field(key: str) -> str | None:
+    if (target := CONTENT_FIELDS.get(key)) is not None:
+        return target
+    for prefix, field in _CONTENT_PREFIXES:
+        if key.startswith(prefix):
+            return field
+    return None
 
 
 def plain(value: AnyValue) -> Any:
@@ -131,15 +160,17 @@ def plain(value: AnyValue) -> Any:
     return None if kind is None else getattr(value, kind)
 
 
-def is_call(attributes: Attributes) -> bool:
-    """Whether a span with these attributes is a model call (the rule in the module's doc)."""
-    operation = attributes.get("gen_ai.operation.name")
-    if operation in MODEL_OPERATIONS:
+def is_call(span: Read) -> bool:
+    """Whether a span that says this is a model call (the rule in the module's doc)."""
+    operation = span.genai_operation
+    if isinstance(operation, str) and operation in MODEL_OPERATIONS:
         return True
-    if operation in OTHER_OPERATIONS:
+    if isinstance(operation, str) and operation in OTHER_OPERATIONS:
         return False
-    markers = CALL_MARKERS if operation is None else MODEL_ATTRIBUTES
-    return any(marker in attributes for marker in markers)
+    fields = span.fields
+    if operation is not None:
+        return "model" in fields
+    return "model" in fields or "provider" in fields or _OPERATION in fields
 
 
 def label(span: Span) -> str:
@@ -148,34 +179,26 @@ def label(span: Span) -> str:
     return f"span {name!r} (trace {span.trace_id.hex()}, span {span.span_id.hex()})"
 
 
-def to_call(
-    span: Span, attributes: Attributes, resource: Attributes, mapping: SpanMapping
-) -> LlmSpan:
-    """The event of a call span; raises `Invalid` when its ids are not valid OTLP ids."""
+def to_call(span: Span, attributes: Read, resource: Read) -> LlmSpan:
+    """The event of a call span; raises `Invalid` when its ids or times are not valid OTLP."""
     _check_id("trace_id", span.trace_id, _TRACE_ID_BYTES)
     _check_id("span_id", span.span_id, _SPAN_ID_BYTES)
+    _check_times(span.start_time_unix_nano, span.end_time_unix_nano)
     event: dict[str, Any] = {
         "type": "llm_call",
         "timestamp": _EPOCH + timedelta(microseconds=span.start_time_unix_nano // 1000),
         "latency_ms": (span.end_time_unix_nano - span.start_time_unix_nano) / 1e6,
         "trace_id": span.trace_id.hex(),
         "call_id": span.span_id.hex(),
-        "model": attributes.first(MODEL_ATTRIBUTES),
-        **_status(span, attributes),
+        **resource.fields,
+        **attributes.fields,
     }
-    for field, keys in _FROM_SPAN.items():
-        event[field] = attributes.first(keys)
-    for field, keys in _FROM_SPAN_OR_RESOURCE.items():
-        event[field] = attributes.first(keys)
-        if event[field] is None:
-            event[field] = resource.first(keys)
-    tenant = attributes.get(mapping.tenant_attribute)
-    event["tenant_id"] = resource.get(mapping.tenant_attribute) if tenant is None else tenant
-    if event["agent_name"] is None:
-        event["agent_name"] = resource.get(_AGENT_FALLBACK)
-    event["prompt"] = _content(attributes, _PROMPT_ATTRIBUTES, _PROMPT_PREFIX)
-    event["response"] = _content(attributes, _RESPONSE_ATTRIBUTES, _RESPONSE_PREFIX)
-    event = {field: value for field, value in event.items() if value is not None}
+    tenant = resource.tenant if attributes.tenant is None else attributes.tenant
+    if tenant is not None:
+        event["tenant_id"] = tenant
+    _set_status(event, span)
+    for field, found in attributes.content.items():
+        event[field] = next(iter(found.values())) if len(found) == 1 else found
     return LlmSpan(span.trace_id, span.span_id, event, label(span))
 
 
@@ -186,32 +209,32 @@ def _check_id(name: str, value: bytes, size: int) -> None:
         raise Invalid(f"{name}: all zero, which OTLP reserves for 'no id'")
 
 
-def _status(span: Span, attributes: Attributes) -> dict[str, Any]:
+def _check_times(start: int, end: int) -> None:
+    if start == 0:
+        raise Invalid("start_time_unix_nano: 0, which OTLP reserves for 'not set'")
+    if end < start:
+        raise Invalid(f"end_time_unix_nano: {end} is before start_time_unix_nano {start}")
+
+
+def _set_status(event: dict[str, Any], span: Span) -> None:
     """``status`` from the span's status code (only ERROR is an error); ``error_type`` from
     ``error.type``, else the recorded exception's type, else the status message (cut short)."""
-    error_type = attributes.get(_ERROR_TYPE)
     if span.status.code != Status.STATUS_CODE_ERROR:
-        return {"status": "ok", "error_type": error_type}
-    if error_type is None:
+        event["status"] = "ok"
+        return
+    event["status"] = "error"
+    if "error_type" not in event:
         error_type = _exception_type(span)
-    if error_type is None and span.status.message:
-        error_type = span.status.message[:_MAX_ERROR_MESSAGE]
-    return {"status": "error", "error_type": error_type}
+        if error_type is None and span.status.message:
+            error_type = span.status.message[:_MAX_ERROR_MESSAGE]
+        if error_type is not None:
+            event["error_type"] = error_type
 
 
 def _exception_type(span: Span) -> Any:
     for event in span.events:
         if event.name == _EXCEPTION_EVENT:
-            exception_type = Attributes(event.attributes).get(_EXCEPTION_TYPE)
-            if exception_type is not None:
-                return exception_type
+            for pair in event.attributes:
+                if pair.key == _EXCEPTION_TYPE and (value := plain(pair.value)) is not None:
+                    return value
     return None
-
-
-def _content(attributes: Attributes, keys: tuple[str, ...], prefix: str) -> Any:
-    """The content attributes: the value when there is one, else all of them by key."""
-    found = {key: value for key in keys if (value := attributes.get(key)) is not None}
-    found.update(attributes.prefixed(prefix))
-    if not found:
-        return None
-    return next(iter(found.values())) if len(found) == 1 else found

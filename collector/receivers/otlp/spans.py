@@ -10,12 +10,14 @@ from dataclasses import dataclass, field
 
 from collector.receivers.otlp.decoding import Undecodable, parse_request
 from collector.receivers.otlp.mapping import (
-    Attributes,
+    RESOURCE_RANKS,
+    SPAN_RANKS,
     Invalid,
     LlmSpan,
     SpanMapping,
     is_call,
     label,
+    read,
     to_call,
 )
 
@@ -39,16 +41,17 @@ def decode_request(body: bytes, content_type: str, mapping: SpanMapping) -> Deco
     parameters: ``application/x-protobuf`` or ``application/json``); raises `Undecodable`."""
     request = parse_request(body, content_type)
     decoded = Decoded()
+    tenant_key = mapping.tenant_attribute
     for resource_spans in request.resource_spans:
-        resource = Attributes(resource_spans.resource.attributes)
+        resource = read(resource_spans.resource.attributes, RESOURCE_RANKS, tenant_key)
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
-                attributes = Attributes(span.attributes)
+                attributes = read(span.attributes, SPAN_RANKS, tenant_key)
                 if not is_call(attributes):
                     decoded.skipped += 1
                     continue
                 try:
-                    decoded.calls.append(to_call(span, attributes, resource, mapping))
+                    decoded.calls.append(to_call(span, attributes, resource))
                 except Invalid as error:
                     decoded.invalid.append((label(span), str(error)))
     return decoded
