@@ -94,12 +94,12 @@ class Receiver(LedgerWorker):
         self.stream = self.ledger.receiver_stream(SOURCE)
         raw = config.tiers.retention["raw"]
         self.keys_kept_us = None if raw is None else raw // timedelta(microseconds=1)
-        """How long a span's key is kept after it came (the raw retention; None: forever)."""
+        """How long a span's key is kept, after the span's time and after it came: the raw
+        retention (None: forever)."""
 
     def parse(self, body: bytes, content_type: str) -> Incoming:
-        """Decode one request's spans (``body`` decompressed) and parse the calls into rows;
-        touches no ledger, so it runs beside the `store` of the request before. Raises
-        `Undecodable` for a body that is not OTLP."""
+        """Decode one request's spans (``body`` decompressed) and parse the calls into rows
+        (no ledger read). Raises `Undecodable` for a body that is not OTLP."""
         decoded = decode_request(body, content_type, self.mapping)
         incoming = Incoming([], Outcome(skipped=decoded.skipped, rejected=list(decoded.invalid)))
         for span in decoded.calls:
@@ -111,7 +111,8 @@ class Receiver(LedgerWorker):
             if result.row is None:
                 incoming.outcome.skipped += 1
             else:
-                incoming.rows.append(((span.trace_id, span.span_id), result.kind, result.row))
+                key = (result.row[0], span.trace_id, span.span_id)
+                incoming.rows.append((key, result.kind, result.row))
         return incoming
 
     def store(self, incoming: Incoming) -> Outcome:
@@ -154,7 +155,8 @@ class Receiver(LedgerWorker):
         return batch
 
     def expire_keys(self) -> int:
-        """Forget the keys of spans that came longer ago than a retry can come; how many."""
+        """Forget the keys of spans from and received longer ago than a retry can come (the
+        raw retention); how many."""
         if self.keys_kept_us is None:
             return 0
         return store.prune(self.ledger.db, self.clock_us() - self.keys_kept_us)

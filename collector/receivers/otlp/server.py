@@ -1,7 +1,7 @@
 """``POST /v1/traces`` over HTTP (aiohttp, on the daemon's event loop): OTLP/HTTP in protobuf or
 JSON, gzip accepted, answered in the request's encoding once its spans are committed.
 
-Requests are parsed on one thread and stored one at a time on another (the receiver's ledger
+Requests are parsed and stored one at a time on the receiver's own thread (and ledger
 connection); a few are read ahead, the rest wait unread (TCP pushes back on their senders). A
 full InfluxDB outbox answers 429 and a stopping daemon 503, both with Retry-After: OTLP
 exporters retry those.
@@ -105,9 +105,7 @@ class OtlpServer:
         except ValueError as error:
             raise ReceiverError(f"cannot start the OTLP receiver: {error}") from None
         self._authorization = None if token is None else f"Bearer {token}".encode()
-        # Parsing one request while the one before commits: SQLite lets go of the GIL.
-        self._parsing = ThreadPoolExecutor(1, thread_name_prefix="otlp-parse")
-        self._storing = ThreadPoolExecutor(1, thread_name_prefix="otlp-store")
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="otlp")
         self._slots = asyncio.Semaphore(READ_AHEAD)
         self._errors_seen: set[str] = set()
         self._runner: web.AppRunner | None = None
@@ -143,11 +141,10 @@ class OtlpServer:
 
     async def close(self) -> None:
         """Stop listening, answer the requests in progress (up to `SHUTDOWN_WAIT_S`), then let
-        the receiver's threads go once they are done with the request in hand."""
+        the receiver's thread go once it is done with the request in hand."""
         if self._runner is not None:
             await self._runner.cleanup()
-        self._parsing.shutdown(wait=False)
-        self._storing.shutdown(wait=False)
+        self._thread.shutdown(wait=False)
 
     def state(self) -> dict[str, Any]:
         """What /healthz shows of the receiver."""
@@ -202,10 +199,8 @@ class OtlpServer:
             return await self._store(body, kind)
 
     async def _store(self, body: bytes, kind: str) -> web.Response:
-        loop = asyncio.get_running_loop()
         try:
-            incoming = await loop.run_in_executor(self._parsing, self.receiver.parse, body, kind)
-            outcome = await self._on_thread(partial(self.receiver.store, incoming))
+            outcome = await self._on_thread(partial(self._parse_and_store, body, kind))
         except Undecodable as error:
             return _status(400, str(error), kind)
         except EXPECTED as error:  # a full disk, a locked ledger: nothing stored
@@ -217,10 +212,13 @@ class OtlpServer:
         self.counts.add(outcome)
         return _exported(outcome, kind)
 
+    def _parse_and_store(self, body: bytes, kind: str) -> Outcome:
+        return self.receiver.store(self.receiver.parse(body, kind))
+
     async def _on_thread(self, work: Callable[[], T]) -> T | None:
-        """``work()`` on the receiver's ledger thread, after the run in hand; None once closed."""
+        """``work()`` on the receiver's thread, after the run in hand; None once closed."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._storing, self.receiver.run_now, work)
+        return await loop.run_in_executor(self._thread, self.receiver.run_now, work)
 
     def _authorized(self, request: web.Request) -> bool:
         if self._authorization is None:

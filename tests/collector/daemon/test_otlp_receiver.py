@@ -138,6 +138,7 @@ def test_exported_spans_are_summarised_like_the_spans_and_a_retry_counts_once(tm
     assert state["receivers"] == {
         "otlp": {"spans": 61, "accepted": 60, "rejected": 0, "skipped": 1}
     }
+    assert state["daemon"]["jobs"]["expire_keys"]["interval_s"] == 3600
     running = state["daemon"]["receivers"]["otlp"]
     assert running["spans"] == {"accepted": 60, "duplicates": 20, "rejected": 0, "skipped": 1}
     assert running["requests"] == {"200": 4}

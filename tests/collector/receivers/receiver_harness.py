@@ -99,7 +99,7 @@ class Rig:
         self.quarantine = QuarantineFile(
             self.config.quarantine.path, 4096, ContentPolicy(self.config.content)
         )
-        self.now_us = 1_000_000_000_000
+        self.now_us = time.time_ns() // 1000
         self.committed: list = []
         otlp = self.config.receivers.otlp
         assert otlp is not None

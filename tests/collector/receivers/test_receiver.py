@@ -4,7 +4,6 @@ spans are quarantined without content; a failed commit stores nothing and quaran
 for good; old keys are forgotten after the raw retention."""
 
 import sqlite3
-from datetime import timedelta
 
 import orjson
 import pytest
@@ -19,7 +18,10 @@ from tests.collector.receivers.receiver_harness import (
     chat_spans,
     model_less_span,
     other_span,
+    start_ns,
 )
+
+DAY_US = 86_400_000_000
 
 
 @pytest.fixture
@@ -116,12 +118,26 @@ def test_keys_are_forgotten_after_the_raw_retention_then_a_span_counts_again(tmp
     chat_spans(recorder, 2)
     body = protobuf_body(recorder.spans())
     rig.receive(body, PROTOBUF)
-    rig.now_us += int(timedelta(days=2).total_seconds() * 1e6)
+    rig.now_us += 2 * DAY_US
     assert rig.receiver.expire_keys() == 0  # received exactly the retention ago: kept
     assert rig.receive(body, PROTOBUF).duplicates == 2
     rig.now_us += 1
     assert rig.receiver.expire_keys() == 2
     assert rig.receive(body, PROTOBUF).accepted == 2
+    rig.receiver.close()
+
+
+def test_a_span_from_long_ago_keeps_its_key_until_it_came_the_retention_ago(tmp_path):
+    rig = Rig(tmp_path, tiers={"retention": {"raw": "2d"}})
+    recorder = Recorder()
+    chat_spans(recorder, 1, start=start_ns(minutes_ago=10 * 24 * 60))  # ten days old
+    body = protobuf_body(recorder.spans())
+    rig.receive(body)
+    rig.now_us += DAY_US
+    assert rig.receiver.expire_keys() == 0  # a retry is still a duplicate
+    assert rig.receive(body).duplicates == 1
+    rig.now_us += DAY_US + 1
+    assert rig.receiver.expire_keys() == 1
     rig.receiver.close()
 
 
