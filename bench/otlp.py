@@ -18,7 +18,6 @@ import os
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,12 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout, first
+
+from collector.ledger import events
+from collector.ledger.connection import Ledger
+from collector.ledger.events import CALL_COLUMNS
 
 TARGET_SPANS_PER_S = 20_000
 MODELS = (
@@ -212,12 +217,14 @@ def run_threads(target, count: int) -> None:
 
 
 def ledger_counts(path: Path) -> tuple[int, int]:
-    db = sqlite3.connect(path)
+    """Call rows in the ledger, and how many distinct call ids (span ids) they hold."""
+    ledger = Ledger(path, readonly=True)
     try:
-        calls = db.execute("SELECT count(*), count(DISTINCT call_id) FROM calls").fetchone()
-        return int(calls[0]), int(calls[1])
+        position = 1 + CALL_COLUMNS.index("call_id")  # rows_after puts the row id first
+        ids = [row[position] for row in events.rows_after(ledger.db, "calls", 0, 10**9)]
+        return len(ids), len(set(ids))
     finally:
-        db.close()
+        ledger.close()
 
 
 def main() -> None:

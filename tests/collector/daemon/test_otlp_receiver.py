@@ -119,6 +119,9 @@ def test_exported_spans_are_summarised_like_the_spans_and_a_retry_counts_once(tm
         summary = cli_json(config, "summary", "--since", "-2h")["totals"]
         by_model = cli_json(config, "summary", "--since", "-2h", "--by", "model")["groups"]
         state = cli_json(config, "status")
+        text = subprocess.run(
+            command("status", "--config", str(config)), capture_output=True, text=True
+        ).stdout
         metrics = samples(port)
     finally:
         code, _ = daemon.stop()
@@ -142,6 +145,12 @@ def test_exported_spans_are_summarised_like_the_spans_and_a_retry_counts_once(tm
     running = state["daemon"]["receivers"]["otlp"]
     assert running["spans"] == {"accepted": 60, "duplicates": 20, "rejected": 0, "skipped": 1}
     assert running["requests"] == {"200": 4}
+    shown = " ".join(text.split())  # as printed, whatever the terminal's width
+    assert "receiver otlp: 60 spans accepted, 0 rejected (quarantined), 1 skipped" in shown
+    assert (
+        f"since the daemon started (127.0.0.1:{otlp_port}): 60 accepted, 20 duplicates,"
+        " 0 rejected, 1 skipped; requests 2xx 4"
+    ) in shown
     assert total(metrics, "llm_requests_total") == 60
     assert total(metrics, "llm_collector_otlp_spans_total", outcome="duplicates") == 20
     assert total(metrics, "llm_collector_otlp_requests_total", code="200") == 4
