@@ -139,12 +139,16 @@ def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
 
 
 def config_secrets(config: CollectorConfig) -> list[str]:
-    """Every secret value the configuration holds: the InfluxDB token, Slack webhook URLs
-    and bot tokens, SMTP passwords."""
+    """Every secret value the configuration holds: the InfluxDB token, the OTLP receiver's
+    token, Slack webhook URLs and bot tokens, SMTP passwords."""
     secrets = []
     if config.influx is not None:
         with contextlib.suppress(ValueError):  # an unreadable token file: the writer says so
             secrets.append(config.influx.secret_token())
+    otlp = config.receivers.otlp
+    if otlp is not None:
+        with contextlib.suppress(ValueError):  # an unreadable token file: the receiver says so
+            secrets += [token] if (token := otlp.secret_token()) else []
     for receiver in config.alerting.receivers:
         if receiver.slack is not None:
             for value in (receiver.slack.webhook_url, receiver.slack.bot_token):

@@ -245,6 +245,11 @@ def _check_listen(value: str) -> str:
     return value
 
 
+def _host_port(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
 class ServerConfig(_Section):
     """The daemon's HTTP endpoint: ``/healthz`` and ``/metrics`` (Prometheus)."""
 
@@ -259,8 +264,62 @@ class ServerConfig(_Section):
 
     def address(self) -> tuple[str, int]:
         """(host, port); brackets around an IPv6 host are removed."""
-        host, _, port = self.listen.rpartition(":")
-        return host.strip("[]"), int(port)
+        return _host_port(self.listen)
+
+
+class OtlpReceiverConfig(_Section):
+    """The OTLP/HTTP receiver: applications instrumented with OpenTelemetry send their traces to
+    ``POST /v1/traces`` (protobuf or OTLP JSON, gzip accepted); every span that is an LLM call
+    (the GenAI semantic conventions) becomes an ``llm_call`` event, answered once it is
+    committed to the ledger. See [operations](operations.md#the-otlp-receiver)."""
+
+    listen: Annotated[str, AfterValidator(_check_listen)] = "127.0.0.1:4318"
+    """host:port to listen on (4318 is OTLP/HTTP's port); ``0.0.0.0:4318`` for every
+    interface, port 0 for any free port (the daemon logs which)."""
+    max_request_bytes: int = Field(4 * 1024 * 1024, ge=64 * 1024, le=256 * 1024 * 1024)
+    """Largest request body, counted after gzip decompression too; a larger one gets 413."""
+    token: SecretStr | None = None
+    """A bearer token the senders must give (``Authorization: Bearer ...``); null = no
+    authentication (keep ``listen`` on loopback then). Better given as
+    LLM_COLLECTOR_RECEIVERS__OTLP__TOKEN or ``token_file``."""
+    token_file: Path | None = None
+    """A file holding the token (a Docker or systemd secret), read at start-up."""
+    tenant_attribute: str = "tenant_id"
+    """The span or resource attribute whose value becomes the event's ``tenant_id``."""
+
+    @model_validator(mode="after")
+    def _one_token_source(self) -> OtlpReceiverConfig:
+        if self.token is not None and self.token_file is not None:
+            raise ValueError("set token or token_file, not both")
+        return self
+
+    def address(self) -> tuple[str, int]:
+        """(host, port); brackets around an IPv6 host are removed."""
+        return _host_port(self.listen)
+
+    def secret_token(self) -> str | None:
+        """The token, read from ``token_file`` when that is how it is given; None without one.
+        An unreadable or empty file is a ValueError naming it."""
+        if self.token is not None:
+            return self.token.get_secret_value()
+        if self.token_file is None:
+            return None
+        try:
+            token = self.token_file.read_text(encoding="utf-8").strip()
+        except OSError as error:
+            raise ValueError(
+                f"receivers.otlp.token_file {self.token_file}: {error.strerror}"
+            ) from None
+        if not token:
+            raise ValueError(f"receivers.otlp.token_file {self.token_file} is empty")
+        return token
+
+
+class ReceiversConfig(_Section):
+    """Endpoints the daemon serves for applications that send their calls instead of writing
+    trace files."""
+
+    otlp: OtlpReceiverConfig | None = None
 
 
 class InfluxBuckets(_Section):
@@ -376,6 +435,7 @@ class CollectorConfig(BaseSettings):
     alerting: AlertingConfig = AlertingConfig()
     reports: ReportsConfig = ReportsConfig()
     server: ServerConfig = ServerConfig()
+    receivers: ReceiversConfig = ReceiversConfig()
 
     @field_validator("dimensions")
     @classmethod

@@ -42,6 +42,7 @@ OWNERS = {
     "notify_groups": "alerting.store",
     "silences": "alerting.store",
     "report_log": "reports.sentlog",
+    "otlp_spans": "collector.receivers.otlp.store",
 }
 """Each table's owner: the module (or, for the tiers, the package) that alone writes it."""
 
@@ -60,6 +61,7 @@ SCRIPTS = {
     "collector.ledger.schema": "collector.ledger",
     "collector.tiers.schema": "collector.tiers",
     "collector.sinks.influx.schema": "collector.sinks.influx",
+    "collector.receivers.otlp.schema": "collector.receivers.otlp",
 }
 """The modules that hold only migration scripts, and the package whose tables they create
 (`alerting.store` and `reports.sentlog` keep their scripts themselves)."""

@@ -70,6 +70,7 @@ def test_secrets_are_marked(generator):
         "alerting.receivers[].slack.bot_token",
         "alerting.receivers[].slack.webhook_url",
         "influx.token",
+        "receivers.otlp.token",
     ]
 
 

@@ -63,6 +63,7 @@ def test_example_config_loads_with_the_defaults():
     assert config.reports == defaults.reports
     assert config.server == defaults.server
     assert config.influx is None
+    assert config.receivers.otlp is None
 
 
 def test_example_config_with_every_part_turned_on_loads_and_shows_every_option(tmp_path):
@@ -70,6 +71,7 @@ def test_example_config_with_every_part_turned_on_loads_and_shows_every_option(t
     enabled.write_text(turn_on((EXAMPLES / "collector.yaml").read_text()))
     config = load_config(enabled)
     assert config.influx is not None and config.influx.instance == "web-1"
+    assert config.receivers.otlp is not None and config.receivers.otlp.listen == "127.0.0.1:4318"
     kinds = [
         next(k for k in ("slack", "email", "console") if getattr(r, k))
         for r in config.alerting.receivers

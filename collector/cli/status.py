@@ -17,7 +17,7 @@ from rich.table import Table
 
 from alerting import store
 from collector.cli.common import config_option, config_or_exit, ledger_or_exit
-from collector.ledger.connection import Ledger
+from collector.ledger.connection import Ledger, StreamState
 from collector.sinks.influx.build import build_outbox
 from collector.sinks.influx.outbox import dead_letters
 from schemas.config import CollectorConfig
@@ -42,6 +42,20 @@ def file_lag(ledger: Ledger) -> list[dict[str, Any]]:
             }
         )
     return files
+
+
+def receiver_totals(ledger: Ledger) -> dict[str, dict[str, int]]:
+    """Per receiver, over the ledger's life: spans counted, accepted (events), rejected
+    (quarantined) and skipped (not LLM calls)."""
+    return {
+        stream.source: {
+            "spans": stream.counts["lines"],
+            "accepted": stream.counts["events"],
+            "rejected": stream.counts["quarantined"],
+            "skipped": stream.counts["skipped"],
+        }
+        for stream in ledger.streams((StreamState.RECEIVER,))
+    }
 
 
 def outbox_state(config: Any, ledger: Ledger) -> dict[str, Any] | None:
@@ -90,7 +104,13 @@ def daemon_jobs(config: CollectorConfig, timeout: float = 2.0) -> dict[str, Any]
         return {"error": f"{url} answers, but not as an llm-collector daemon"}
     if body.get("ledger") != str(config.ledger.path.resolve()):
         return {"error": f"the daemon at {url} serves another ledger ({body.get('ledger')})"}
-    return {"url": url, "status": body["status"], "reasons": body["reasons"], "jobs": body["jobs"]}
+    return {
+        "url": url,
+        "status": body["status"],
+        "reasons": body["reasons"],
+        "jobs": body["jobs"],
+        "receivers": body.get("receivers", {}),
+    }
 
 
 def _health(url: str, timeout: float) -> Any:
@@ -122,6 +142,7 @@ def status(config_path: Path | None, as_json: bool) -> None:
     state: dict[str, Any] = {
         "files": file_lag(ledger),
         "totals": ledger.totals(),
+        "receivers": receiver_totals(ledger),
         "influx": outbox_state(config, ledger),
         "firing_alerts": firing_alerts(ledger),
         "daemon": daemon_jobs(config),
@@ -142,13 +163,40 @@ def status(config_path: Path | None, as_json: bool) -> None:
         )
     out.print(table)
     totals = state["totals"]
+    read = "lines and spans" if state["receivers"] else "lines"
     out.print(
-        f"ledger: {totals['events']:,} events from {totals['lines']:,} lines "
+        f"ledger: {totals['events']:,} events from {totals['lines']:,} {read} "
         f"({totals['quarantined']:,} quarantined, {totals['skipped']:,} skipped)"
     )
+    _print_receivers(state["receivers"], state["daemon"].get("receivers", {}))
     _print_influx(state["influx"])
     _print_alerts(state["firing_alerts"])
     _print_daemon(state["daemon"])
+
+
+def _print_receivers(totals: dict[str, Any], running: dict[str, Any]) -> None:
+    """Each receiver's counts over the ledger's life, then the running daemon's since start
+    (duplicates and requests by HTTP status class are counted only there)."""
+    for name in sorted(totals.keys() | running.keys()):
+        total = totals.get(name)
+        if total is not None:
+            out.print(
+                f"receiver {name}: {total['accepted']:,} spans accepted,"
+                f" {total['rejected']:,} rejected (quarantined), {total['skipped']:,} skipped"
+                " (not LLM calls)"
+            )
+        now = running.get(name)
+        if now is not None:
+            spans = now["spans"]
+            classes: dict[str, int] = {}
+            for code, count in now["requests"].items():
+                classes[f"{code[0]}xx"] = classes.get(f"{code[0]}xx", 0) + count
+            requests = ", ".join(f"{k} {v:,}" for k, v in sorted(classes.items())) or "none"
+            out.print(
+                f"  since the daemon started ({now['listen']}): {spans['accepted']:,} accepted,"
+                f" {spans['duplicates']:,} duplicates, {spans['rejected']:,} rejected,"
+                f" {spans['skipped']:,} skipped; requests {requests}"
+            )
 
 
 def _print_influx(influx: dict[str, Any] | None) -> None:

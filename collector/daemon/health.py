@@ -129,12 +129,15 @@ class Health(LedgerWorker):
         tail: TailState,
         jobs: JobRegistry,
         *,
+        receivers: dict[str, Callable[[], dict[str, Any]]] | None = None,
         write_timeout: float = 2.0,
     ) -> None:
+        """``receivers``: each receiver's name and what it tells of itself (its counts)."""
         super().__init__(config.ledger.path)
         self.config = config
         self.tail = tail
         self.jobs = jobs
+        self.receivers = receivers or {}
         self.ledger.db.execute(f"PRAGMA busy_timeout = {int(write_timeout * 1000)}")
         self.feeds = build_feeds(config)
 
@@ -168,6 +171,7 @@ class Health(LedgerWorker):
             "last_evaluation": jobs.get("evaluate", {}).get("last_run"),
             "last_report": _latest(r["last_run"] for n, r in jobs.items() if "report" in n),
             "jobs": jobs,
+            "receivers": {name: state() for name, state in self.receivers.items()},
         }
 
     def outbox_pending(self) -> dict[str, int] | None:

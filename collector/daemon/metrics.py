@@ -226,6 +226,8 @@ class DaemonMetrics:
             value=state["dead_letters"],
         )
         yield from _job_families(self.jobs)
+        if "otlp" in state.get("receivers", {}):
+            yield from _otlp_families(state["receivers"]["otlp"])
 
 
 def _gauges(name: str, text: str, label: str, values: dict[str, int]) -> GaugeMetricFamily:
@@ -247,3 +249,23 @@ def _job_families(jobs: JobRegistry) -> Iterator[Metric]:
             if (value := getattr(record, field)) is not None:
                 family.add_metric([record.name], value)
         yield family
+
+
+def _otlp_families(otlp: dict[str, Any]) -> Iterator[Metric]:
+    """The OTLP receiver's spans by outcome and requests by HTTP status, since start."""
+    spans = CounterMetricFamily(
+        "llm_collector_otlp_spans",
+        "Spans the OTLP receiver took since start: accepted (committed), duplicates (sent"
+        " again), rejected (quarantined), skipped (not LLM calls).",
+        labels=["outcome"],
+    )
+    for outcome, count in otlp["spans"].items():
+        spans.add_metric([outcome], count)
+    requests = CounterMetricFamily(
+        "llm_collector_otlp_requests",
+        "Requests to the OTLP receiver since start, by HTTP status.",
+        labels=["code"],
+    )
+    for code, count in otlp["requests"].items():
+        requests.add_metric([code], count)
+    yield from (spans, requests)

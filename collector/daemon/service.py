@@ -49,6 +49,8 @@ from schemas.config import CollectorConfig
 if TYPE_CHECKING:
     from collector.daemon.alert_jobs import AlertJobs
     from collector.daemon.report_jobs import ReportJobs
+    from collector.receivers.otlp.receiver import Receiver
+    from collector.receivers.otlp.server import OtlpServer
 
 log = logging.getLogger("collector.daemon")
 
@@ -96,6 +98,8 @@ class Daemon:
         self.tiers: TierJobs | None = None
         self.alerts: AlertJobs | None = None  # only when alerting.rules_file is set
         self.reports: ReportJobs | None = None  # only when a report is scheduled
+        self.receiver: Receiver | None = None  # only with a receivers.otlp section
+        self.otlp: OtlpServer | None = None
 
     def run(self) -> None:
         """Run until stopped. Everything is committed and closed when `main` returns; a worker
@@ -149,6 +153,7 @@ class Daemon:
         self._add_alert_jobs(scheduler)
         self._add_tier_jobs(scheduler)
         self._add_report_jobs(scheduler)
+        await self._start_receiver(scheduler)
         scheduler.add_job(
             self._status,
             "interval",
@@ -201,6 +206,32 @@ class Daemon:
             self.reports = ReportJobs(self.config, self.clock)
             self.reports.schedule(scheduler)
 
+    async def _start_receiver(self, scheduler: AsyncIOScheduler) -> None:
+        """The OTLP receiver, when configured, and its job that forgets old span keys; a port
+        in use or an unreadable token file stops the daemon at start with what to do."""
+        otlp = self.config.receivers.otlp
+        if otlp is None:
+            return
+        from collector.receivers.otlp.receiver import Receiver  # aiohttp, protobuf: when used
+        from collector.receivers.otlp.server import OtlpServer
+
+        tailer = self.tailer
+        assert tailer is not None
+        self.receiver = Receiver(self.config, otlp, tailer.quarantine, on_commit=self._received)
+        self.otlp = OtlpServer(
+            self.receiver, otlp, paused=self._outbox_full, stopping=self._stop.is_set
+        )
+        await self.otlp.start()
+        _every(scheduler, self.otlp.expire_keys, RETENTION_EVERY)
+
+    def _outbox_full(self) -> bool:
+        return self.shipper is not None and self.shipper.reading_paused()
+
+    def _received(self, batch: Batch) -> None:
+        """The receiver's commit hook: count the batch for /metrics (when served)."""
+        if self.config.server.enabled:
+            self.counters.observe(batch)
+
     def request_stop(self) -> None:
         """Stop reading after the batch in hand; it is committed before exit."""
         if self.tailer is not None:
@@ -213,7 +244,9 @@ class Daemon:
         sets the time to exit, not their sum."""
         if self.http is not None:
             await self.http.close()
-        parts = (self.shipper, self.tiers, self.alerts, self.reports)
+        if self.otlp is not None:
+            await self.otlp.close()  # answers what it has read: 503 to new requests
+        parts = (self.shipper, self.tiers, self.alerts, self.reports, self.receiver)
         jobs = [part.close for part in parts if part is not None]
         await asyncio.gather(*(asyncio.to_thread(close) for close in [self._close_reading, *jobs]))
         log.info("collector stopped")
@@ -317,7 +350,9 @@ class Daemon:
         server = self.config.server
         if not server.enabled:
             return
-        self.health = Health(self.config, self.tail_state, self.jobs)
+        otlp = self.otlp
+        receivers = {"otlp": otlp.state} if otlp is not None else {}
+        self.health = Health(self.config, self.tail_state, self.jobs, receivers=receivers)
         tailer = self.tailer
         assert tailer is not None
         metrics = DaemonMetrics(self.counters, lambda: tailer.counts, self.health.state, self.jobs)
@@ -396,6 +431,8 @@ class Daemon:
         )
         if self.shipper is not None:
             log.info("influx: %s", self.shipper.status())
+        if self.otlp is not None:
+            log.info("otlp: %s", self.otlp.status())
 
 
 def _job_name(job: Job) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +40,7 @@ class QuarantineFile:
     """Appends entries and syncs them before the batch that rejected them commits.
 
     A crash between the two can write an entry twice, never lose one; ``(source, offset)``
-    identifies a line.
+    identifies a line. The tailer and a receiver share one, from their own threads.
     """
 
     def __init__(self, path: Path, keep_bytes: int, content: ContentPolicy) -> None:
@@ -47,6 +48,9 @@ class QuarantineFile:
         self.keep_bytes = keep_bytes
         self.content = content
         self._file: IO[bytes] | None = None
+        self._lock = threading.Lock()
+        self._last: tuple[int, int] | None = None
+        """Where the last write began and ended: `take_back` cuts only that write."""
 
     def open(self) -> None:
         """Open (create) the file now, so that a writer refuses to start on a quarantine it
@@ -65,27 +69,34 @@ class QuarantineFile:
         that a retry does not follow half a line. Raises `QuarantineError`."""
         if not entries:
             return None
-        self.open()
-        assert self._file is not None
-        start = self._file.seek(0, os.SEEK_END)
-        try:
-            self._append(self._file, entries)
-        except OSError as error:
-            file, self._file = self._file, None
-            with contextlib.suppress(OSError):
-                file.close()  # its buffer cannot be written either
-            with contextlib.suppress(OSError):
-                os.truncate(self.path, start)
-            raise self._error(error) from None
+        with self._lock:
+            self.open()
+            assert self._file is not None
+            start = self._file.seek(0, os.SEEK_END)
+            try:
+                self._append(self._file, entries)
+            except OSError as error:
+                file, self._file = self._file, None
+                with contextlib.suppress(OSError):
+                    file.close()  # its buffer cannot be written either
+                with contextlib.suppress(OSError):
+                    os.truncate(self.path, start)
+                raise self._error(error) from None
+            self._last = (start, self._file.tell())
         return start
 
     def take_back(self, size: int | None) -> None:
         """Cut the file back to ``size`` (what `write` returned): the batch whose entries these
-        were was not committed, and its retry writes them again."""
-        if size is None or self._file is None:
-            return
-        with contextlib.suppress(OSError):
-            os.ftruncate(self._file.fileno(), size)
+        were was not committed, and its retry writes them again. Entries another batch wrote
+        after them stay, and so do these then (written twice, never lost)."""
+        with self._lock:
+            if size is None or self._file is None or self._last is None:
+                return
+            start, end = self._last
+            with contextlib.suppress(OSError):
+                if start == size and os.fstat(self._file.fileno()).st_size == end:
+                    os.ftruncate(self._file.fileno(), size)
+            self._last = None
 
     def _error(self, error: OSError) -> QuarantineError:
         named = OSError(error.errno, error.strerror, error.filename or str(self.path))

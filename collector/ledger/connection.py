@@ -17,7 +17,7 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
-from alerting.db import transaction
+from alerting.db import joins_transaction, transaction
 from collector import files
 from collector.errors import describe
 from collector.ledger import events
@@ -53,6 +53,9 @@ class StreamState(StrEnum):
     """Renamed away by rotation: read to its end, then done."""
     DONE = "done"
     """Read to its end (or gone); kept to recognise the file if it shows up again."""
+    RECEIVER = "receiver"
+    """Not a file: the events a receiver took over the network (``source`` names it, e.g.
+    ``otlp``). Never opened or read; its counts are the receiver's."""
 
 
 FOLLOWED = (StreamState.ACTIVE, StreamState.ROTATED)
@@ -269,6 +272,23 @@ class Ledger:
             stream.counts[key] += getattr(batch, key)
         stream.counts["events"] += batch.events
 
+    def receiver_stream(self, source: str) -> Stream:
+        """The stream of the receiver ``source`` (created the first time): the rows of the
+        events it takes carry its id, and it counts them (`count_received`). Commits on its
+        own."""
+        with self.transaction():
+            found = self.streams((StreamState.RECEIVER,), where="source = ?", params=(source,))
+            if found:
+                return found[0]
+            cursor = self.db.execute(
+                "INSERT INTO streams (source, path, dev, ino, fp_len, fp, state, updated_us)"
+                " VALUES (?, ?, 0, 0, 0, ?, ?, ?)",
+                (source, source, b"", StreamState.RECEIVER, _now_us()),
+            )
+        return Stream(
+            cursor.lastrowid or 0, source, source, 0, 0, 0, b"", state=StreamState.RECEIVER
+        )
+
     def sources_seen(self) -> dict[str, int]:
         """When (UTC µs) each source's files were last looked at (`mark_sources_seen`)."""
         return dict(self.db.execute("SELECT source, looked_us FROM source_looks").fetchall())
@@ -299,3 +319,24 @@ class Ledger:
             " coalesce(sum(quarantined), 0), coalesce(sum(skipped), 0) FROM streams"
         ).fetchone()
         return dict(zip(("lines", "events", "quarantined", "skipped"), row, strict=True))
+
+
+@joins_transaction
+def count_received(db: sqlite3.Connection, stream: Stream, batch: Batch) -> None:
+    """Add what a receiver took in one request to its stream's counts (``lines``: the spans
+    or records counted, whatever became of them); joins the caller's transaction, the one
+    that stores the batch's events."""
+    db.execute(
+        "UPDATE streams SET lines = lines + ?, events = events + ?,"
+        " quarantined = quarantined + ?, skipped = skipped + ?, updated_us = ?"
+        " WHERE id = ? AND state = ?",
+        (
+            batch.lines,
+            batch.events,
+            batch.quarantined,
+            batch.skipped,
+            _now_us(),
+            stream.id,
+            StreamState.RECEIVER,
+        ),
+    )

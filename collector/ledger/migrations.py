@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from alerting import store as alerting
 from collector.ledger import schema as ledger
+from collector.receivers.otlp import schema as receivers
 from collector.sinks.influx import schema as sinks
 from collector.tiers import schema as tiers
 from reports import sentlog as reports
@@ -19,4 +20,5 @@ MIGRATIONS: tuple[str, ...] = (
     reports.SCHEMA[0],  # v6
     alerting.SCHEMA[1],  # v7
     ledger.SCHEMA[1],  # v8
+    receivers.SCHEMA[0],  # v9
 )

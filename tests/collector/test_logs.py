@@ -21,6 +21,7 @@ from tests.alerting.fake_slack import FakeSlack
 from tests.collector.daemon_harness import Daemon, command, free_port, wait_for, write_config
 
 INFLUX_TOKEN = "influx-T0KEN-4b1c9e7d2a"
+OTLP_TOKEN = "otlp-S3CRET-bearer-token"
 SMTP_PASSWORD = "smtp-PASSW0RD-77f3"
 BOT_TOKEN = "xoxb-1111-2222-botS3CRETtoken"
 WEBHOOK_PATH = "/services/T0SECRET/B0SECRET/webhookS3CRETpath"
@@ -110,6 +111,7 @@ def secret_config(tmp_path, slack_url, smtp_port, influx_url):
         tmp_path,
         free_port(),
         f"influx: {{url: '{influx_url}', org: llm, token: '{INFLUX_TOKEN}', timeout: 2s}}\n"
+        f"receivers: {{otlp: {{listen: '127.0.0.1:0', token: '{OTLP_TOKEN}'}}}}\n"
         "alerting:\n"
         f"  rules_file: {tmp_path}/rules.yaml\n"
         "  evaluation_interval: 200ms\n"
@@ -158,7 +160,15 @@ def cli_outputs(config, *commands):
 
 
 def assert_no_secret(text):
-    for secret in (INFLUX_TOKEN, SMTP_PASSWORD, BOT_TOKEN, WEBHOOK_PATH, "S3CRET", "PASSW0RD"):
+    for secret in (
+        INFLUX_TOKEN,
+        OTLP_TOKEN,
+        SMTP_PASSWORD,
+        BOT_TOKEN,
+        WEBHOOK_PATH,
+        "S3CRET",
+        "PASSW0RD",
+    ):
         assert secret not in text, f"{secret!r} leaked:\n{text}"
 
 

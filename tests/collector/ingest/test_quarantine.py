@@ -135,3 +135,22 @@ def test_no_secret_in_a_line_that_is_a_json_array(tmp_path, content):
     entry = quarantine(tmp_path, raw, **content)
     assert entry["reason"] == "not a JSON object but list"
     assert SSN not in entry["line"] and EMAIL not in entry["line"]
+
+
+def entry(source: str, n: int) -> QuarantineEntry:
+    return QuarantineEntry(source, n, "bad", b"x", 1)
+
+
+def test_taking_back_a_write_leaves_the_entries_written_after_it(tmp_path):
+    """The tailer and the OTLP receiver share the file: a batch that did not commit takes its
+    entries back only while nothing followed them; else they stay (written twice on its retry,
+    never lost), and so do the other writer's."""
+    path = tmp_path / "quarantine.jsonl"
+    file = QuarantineFile(path, 4096, ContentPolicy(ContentConfig()))
+    tailer = file.write([entry("trace.jsonl", 1)])
+    file.write([entry("otlp", 0)])  # the receiver's, committed
+    file.take_back(tailer)  # the tailer's commit failed
+    alone = file.write([entry("trace.jsonl", 2)])
+    file.take_back(alone)  # nothing followed: cut
+    kept = [(e["source"], e["offset"]) for e in map(orjson.loads, path.read_bytes().splitlines())]
+    assert kept == [("trace.jsonl", 1), ("otlp", 0)]

@@ -1,6 +1,9 @@
 """Stream states are a `StreamState`, stored as the strings every ledger already holds."""
 
-from collector.ledger.connection import Ledger, StreamState
+import pytest
+
+from alerting.db import TransactionMisuse
+from collector.ledger.connection import Batch, Ledger, StreamState, count_received
 
 
 def test_states_are_stored_as_their_strings_and_read_back_as_states(tmp_path):
@@ -25,4 +28,24 @@ def test_states_are_stored_as_their_strings_and_read_back_as_states(tmp_path):
 
 
 def test_the_stored_strings_are_those_of_the_schema():
-    assert [state.value for state in StreamState] == ["active", "rotated", "done"]
+    assert [state.value for state in StreamState] == ["active", "rotated", "done", "receiver"]
+
+
+def test_a_receiver_has_one_stream_that_is_never_followed_and_counts_in_the_totals(tmp_path):
+    ledger = Ledger(tmp_path / "ledger.db")
+    try:
+        ledger.add_stream("logs/*.jsonl", "logs/a.jsonl", 1, 42, 4, b"file")
+        stream = ledger.receiver_stream("otlp")
+        assert ledger.receiver_stream("otlp") == stream  # the same one at every start
+        assert (stream.source, stream.state) == ("otlp", StreamState.RECEIVER)
+        with ledger.transaction() as db:
+            count_received(db, stream, Batch(calls=[()] * 3, lines=5, quarantined=1, skipped=1))
+        with pytest.raises(TransactionMisuse):
+            count_received(ledger.db, stream, Batch(lines=1, skipped=1))
+        assert [s.path for s in ledger.streams()] == ["logs/a.jsonl"]  # what the tailer follows
+        assert ledger.stream_by_inode(1, 42).path == "logs/a.jsonl"
+        (received,) = ledger.streams((StreamState.RECEIVER,))
+        assert received.counts == {"lines": 5, "events": 3, "quarantined": 1, "skipped": 1}
+        assert ledger.totals() == {"lines": 5, "events": 3, "quarantined": 1, "skipped": 1}
+    finally:
+        ledger.close()
